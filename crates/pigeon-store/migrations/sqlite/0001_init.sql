@@ -1,0 +1,259 @@
+-- Pigeon's schema (DESIGN §3). Portable SQL: BIGINT epoch-millisecond timestamps, TEXT JSON,
+-- INTEGER flags, `$n` placeholders in queries; the PostgreSQL migration keeps the same shape.
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    admin INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+    api_key_digest TEXT NOT NULL UNIQUE,
+    api_key_sealed TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE settings (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    UNIQUE (user_id, name)
+);
+
+CREATE TABLE quotas (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
+    credit BIGINT NOT NULL DEFAULT 0,
+    additional BIGINT NOT NULL DEFAULT 0,
+    consumed BIGINT NOT NULL DEFAULT 0,
+    report_unused INTEGER NOT NULL DEFAULT 0,
+    report_unused_additional INTEGER NOT NULL DEFAULT 0,
+    auto_renew INTEGER NOT NULL DEFAULT 0,
+    renew_interval TEXT NOT NULL DEFAULT 'P1M',
+    start_date BIGINT NOT NULL,
+    expiration_date BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE phones (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    adapter TEXT NOT NULL,
+    adapter_data_sealed TEXT NOT NULL,
+    priority BIGINT NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'available'
+        CHECK (status IN ('available', 'unavailable', 'no_credit', 'limit_reached', 'disabled')),
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (user_id, name)
+);
+
+CREATE TABLE phone_limits (
+    id INTEGER PRIMARY KEY,
+    phone_id BIGINT NOT NULL REFERENCES phones (id) ON DELETE CASCADE,
+    volume BIGINT NOT NULL,
+    startpoint TEXT NOT NULL
+);
+CREATE INDEX phone_limits_phone ON phone_limits (phone_id);
+
+CREATE TABLE phone_groups (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (user_id, name)
+);
+
+CREATE TABLE phone_group_phones (
+    phone_group_id BIGINT NOT NULL REFERENCES phone_groups (id) ON DELETE CASCADE,
+    phone_id BIGINT NOT NULL REFERENCES phones (id) ON DELETE CASCADE,
+    PRIMARY KEY (phone_group_id, phone_id)
+);
+
+CREATE TABLE contacts (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    number TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT '{}',
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (user_id, name)
+);
+CREATE INDEX contacts_number ON contacts (user_id, number);
+
+CREATE TABLE contact_groups (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (user_id, name)
+);
+
+CREATE TABLE group_contacts (
+    group_id BIGINT NOT NULL REFERENCES contact_groups (id) ON DELETE CASCADE,
+    contact_id BIGINT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, contact_id)
+);
+CREATE INDEX group_contacts_contact ON group_contacts (contact_id);
+
+CREATE TABLE conditional_groups (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    expression TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    UNIQUE (user_id, name)
+);
+
+CREATE TABLE media (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+-- A campaign is RaspiSMS's "scheduled": it stays after dispatch as the origin of its messages.
+CREATE TABLE campaigns (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    text TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    phone_id BIGINT REFERENCES phones (id) ON DELETE SET NULL,
+    phone_group_id BIGINT REFERENCES phone_groups (id) ON DELETE SET NULL,
+    flash INTEGER NOT NULL DEFAULT 0,
+    mms INTEGER NOT NULL DEFAULT 0,
+    tag TEXT,
+    status TEXT NOT NULL DEFAULT 'scheduled' CHECK (status IN ('scheduled', 'dispatched')),
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX campaigns_user ON campaigns (user_id, status, id);
+CREATE INDEX campaigns_due ON campaigns (status, at);
+
+CREATE TABLE campaign_numbers (
+    id INTEGER PRIMARY KEY,
+    campaign_id BIGINT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT '[]',
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX campaign_numbers_campaign ON campaign_numbers (campaign_id);
+
+CREATE TABLE campaign_contacts (
+    campaign_id BIGINT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    contact_id BIGINT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    PRIMARY KEY (campaign_id, contact_id)
+);
+
+CREATE TABLE campaign_groups (
+    campaign_id BIGINT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    group_id BIGINT NOT NULL REFERENCES contact_groups (id) ON DELETE CASCADE,
+    PRIMARY KEY (campaign_id, group_id)
+);
+
+CREATE TABLE campaign_conditional_groups (
+    campaign_id BIGINT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    conditional_group_id BIGINT NOT NULL REFERENCES conditional_groups (id) ON DELETE CASCADE,
+    PRIMARY KEY (campaign_id, conditional_group_id)
+);
+
+CREATE TABLE campaign_media (
+    campaign_id BIGINT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    media_id BIGINT NOT NULL REFERENCES media (id) ON DELETE CASCADE,
+    PRIMARY KEY (campaign_id, media_id)
+);
+
+-- One SMS, outbound or inbound.
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    phone_id BIGINT REFERENCES phones (id) ON DELETE SET NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('outbound', 'inbound')),
+    origin TEXT,
+    destination TEXT,
+    text TEXT NOT NULL,
+    encoding TEXT NOT NULL DEFAULT 'gsm7',
+    segments BIGINT NOT NULL DEFAULT 1,
+    flash INTEGER NOT NULL DEFAULT 0,
+    mms INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    provider_id TEXT,
+    adapter TEXT,
+    campaign_id BIGINT,
+    tag TEXT,
+    client_ref TEXT,
+    callback_url TEXT,
+    valid_until BIGINT,
+    max_tries BIGINT NOT NULL DEFAULT 1,
+    tries BIGINT NOT NULL DEFAULT 0,
+    at BIGINT NOT NULL,
+    error_code TEXT,
+    error_text TEXT,
+    price TEXT,
+    is_read INTEGER NOT NULL DEFAULT 0,
+    command INTEGER NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX messages_user_direction ON messages (user_id, direction, id);
+CREATE INDEX messages_destination ON messages (user_id, destination);
+CREATE INDEX messages_phone_at ON messages (phone_id, at);
+CREATE INDEX messages_campaign ON messages (campaign_id);
+
+CREATE TABLE message_history (
+    id INTEGER PRIMARY KEY,
+    message_id BIGINT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    detail TEXT,
+    at BIGINT NOT NULL
+);
+CREATE INDEX message_history_message ON message_history (message_id, id);
+
+CREATE TABLE message_media (
+    message_id BIGINT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    media_id BIGINT NOT NULL REFERENCES media (id) ON DELETE CASCADE,
+    PRIMARY KEY (message_id, media_id)
+);
+
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    phone_id BIGINT REFERENCES phones (id) ON DELETE SET NULL,
+    uid TEXT NOT NULL,
+    start_at BIGINT NOT NULL,
+    end_at BIGINT,
+    direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    origin TEXT,
+    destination TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE webhooks (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    type TEXT NOT NULL,
+    secret_sealed TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX webhooks_user ON webhooks (user_id, type);
+
+-- Numbers that answered STOP.
+CREATE TABLE stop_list (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (user_id, number)
+);

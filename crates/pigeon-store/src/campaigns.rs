@@ -1,0 +1,253 @@
+//! Campaigns (RaspiSMS "scheduled"): a text, a time and recipients (numbers, contacts, groups,
+//! conditional groups), sent through a phone or a phone group, with media. A campaign stays
+//! after dispatch as the origin of its messages.
+
+use std::collections::BTreeMap;
+
+use sqlx::AssertSqlSafe;
+
+use crate::{Page, Result, Store, Ts, found, placeholders};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Campaign {
+    pub id: i64,
+    pub user_id: i64,
+    pub text: String,
+    pub at: i64,
+    pub phone_id: Option<i64>,
+    pub phone_group_id: Option<i64>,
+    pub flash: bool,
+    pub mms: bool,
+    pub tag: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CampaignNumber {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub number: String,
+    /// A JSON value, as text (`[]` when none was given, as RaspiSMS stores it).
+    pub data: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewCampaign {
+    pub text: String,
+    pub at: Ts,
+    pub phone_id: Option<i64>,
+    pub phone_group_id: Option<i64>,
+    pub flash: bool,
+    pub mms: bool,
+    pub tag: Option<String>,
+    /// (number, data as JSON text)
+    pub numbers: Vec<(String, String)>,
+    pub contacts: Vec<i64>,
+    pub groups: Vec<i64>,
+    pub conditional_groups: Vec<i64>,
+    pub media: Vec<i64>,
+}
+
+/// The recipients and media a campaign links to, per campaign id.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    pub numbers: BTreeMap<i64, Vec<CampaignNumber>>,
+    pub contacts: BTreeMap<i64, Vec<i64>>,
+    pub groups: BTreeMap<i64, Vec<i64>>,
+    pub conditional_groups: BTreeMap<i64, Vec<i64>>,
+    pub media: BTreeMap<i64, Vec<i64>>,
+}
+
+macro_rules! select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, user_id, text, at, phone_id, phone_group_id, flash, mms, tag, status, created_at, updated_at \
+             FROM campaigns",
+            $tail
+        )
+    };
+}
+
+/// (link table, column, owned table) for each kind of linked id; ids not owned are ignored.
+const LINKS: [(&str, &str, &str); 4] = [
+    ("campaign_contacts", "contact_id", "contacts"),
+    ("campaign_groups", "group_id", "contact_groups"),
+    (
+        "campaign_conditional_groups",
+        "conditional_group_id",
+        "conditional_groups",
+    ),
+    ("campaign_media", "media_id", "media"),
+];
+
+/// Stores a campaign with all its links in one transaction.
+pub async fn create(store: &Store, user_id: i64, c: &NewCampaign) -> Result<i64> {
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO campaigns (user_id, text, at, phone_id, phone_group_id, flash, mms, tag, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(&c.text)
+    .bind(c.at.0)
+    .bind(c.phone_id)
+    .bind(c.phone_group_id)
+    .bind(c.flash)
+    .bind(c.mms)
+    .bind(c.tag.as_deref())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (number, data) in &c.numbers {
+        sqlx::query(
+            "INSERT INTO campaign_numbers (campaign_id, number, data, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(id)
+        .bind(number)
+        .bind(data)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let lists = [&c.contacts, &c.groups, &c.conditional_groups, &c.media];
+    for ((table, column, owned), ids) in LINKS.iter().zip(lists) {
+        let sql = format!(
+            "INSERT INTO {table} (campaign_id, {column}) SELECT $1, id FROM {owned} \
+             WHERE id = $2 AND user_id = $3 ON CONFLICT DO NOTHING"
+        );
+        for linked in ids {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(id)
+                .bind(linked)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub async fn get(store: &Store, user_id: i64, id: i64) -> Result<Option<Campaign>> {
+    Ok(sqlx::query_as(select!(" WHERE id = $1 AND user_id = $2"))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(store.r())
+        .await?)
+}
+
+/// Campaigns still waiting to be sent.
+pub async fn page_pending(store: &Store, user_id: i64, page: Page) -> Result<Vec<Campaign>> {
+    store
+        .page(
+            select!(" WHERE user_id = $1 AND status = 'scheduled'"),
+            user_id,
+            page,
+        )
+        .await
+}
+
+/// Deletes a campaign of the user that has not been dispatched yet.
+pub async fn delete_pending(store: &Store, user_id: i64, id: i64) -> Result<()> {
+    let done = sqlx::query(
+        "DELETE FROM campaigns WHERE id = $1 AND user_id = $2 AND status = 'scheduled'",
+    )
+    .bind(id)
+    .bind(user_id)
+    .execute(store.w())
+    .await?;
+    found(done.rows_affected())
+}
+
+pub async fn links(store: &Store, ids: &[i64]) -> Result<Links> {
+    let mut out = Links::default();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let list = placeholders(1, ids.len());
+    let sql = format!(
+        "SELECT id, campaign_id, number, data, created_at, updated_at FROM campaign_numbers \
+         WHERE campaign_id IN ({list}) ORDER BY id"
+    );
+    let mut q = sqlx::query_as::<_, CampaignNumber>(AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(id);
+    }
+    for n in q.fetch_all(store.r()).await? {
+        out.numbers.entry(n.campaign_id).or_default().push(n);
+    }
+    let targets = [
+        &mut out.contacts,
+        &mut out.groups,
+        &mut out.conditional_groups,
+        &mut out.media,
+    ];
+    for ((table, column, _), target) in LINKS.iter().zip(targets) {
+        let sql = format!(
+            "SELECT campaign_id, {column} FROM {table} WHERE campaign_id IN ({list}) ORDER BY {column}"
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(id);
+        }
+        for (campaign, linked) in q.fetch_all(store.r()).await? {
+            target.entry(campaign).or_default().push(linked);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{StoreError, contacts, testing};
+
+    #[tokio::test]
+    async fn create_with_links_and_delete_pending() {
+        let (_dir, store) = testing::store().await;
+        let a = testing::user(&store, "a@x").await;
+        let b = testing::user(&store, "b@x").await;
+        let mine = contacts::create(&store, a, "c", "+33612345678", "{}")
+            .await
+            .expect("c");
+        let theirs = contacts::create(&store, b, "c", "+33612345679", "{}")
+            .await
+            .expect("c");
+        let c = NewCampaign {
+            text: "hi".into(),
+            at: Ts(1),
+            numbers: vec![("+33600000000".into(), "[]".into())],
+            contacts: vec![mine, theirs],
+            ..Default::default()
+        };
+        let id = create(&store, a, &c).await.expect("create");
+        let l = links(&store, &[id]).await.expect("links");
+        assert_eq!(l.contacts[&id], vec![mine]);
+        assert_eq!(l.numbers[&id][0].number, "+33600000000");
+        assert_eq!(
+            page_pending(&store, a, Page::Number(0))
+                .await
+                .expect("p")
+                .len(),
+            1
+        );
+        assert!(
+            page_pending(&store, b, Page::Number(0))
+                .await
+                .expect("p")
+                .is_empty()
+        );
+        assert!(matches!(
+            delete_pending(&store, b, id).await,
+            Err(StoreError::NotFound)
+        ));
+        delete_pending(&store, a, id).await.expect("delete");
+        assert!(get(&store, a, id).await.expect("get").is_none());
+    }
+}

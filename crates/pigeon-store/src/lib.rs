@@ -1,0 +1,235 @@
+//! All of Pigeon's SQL. One repository module per aggregate; callers see plain row structs and
+//! never write SQL themselves.
+//!
+//! SQLite runs in WAL mode with `synchronous=FULL` (a success answer means the data is on disk)
+//! behind one writer connection, so writers queue in the application instead of meeting
+//! `SQLITE_BUSY`, and a pool of readers. SQL sticks to the dialect PostgreSQL shares (`$n`
+//! placeholders, `RETURNING`, `ON CONFLICT`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, FromRow};
+
+pub mod campaigns;
+pub mod conditional_groups;
+pub mod contacts;
+pub mod groups;
+pub mod media;
+pub mod messages;
+pub mod phones;
+pub mod settings;
+pub mod stats;
+pub mod stop_list;
+pub mod users;
+pub mod webhooks;
+
+pub use pigeon_core::time::Ts;
+
+/// Rows per page of every list (RaspiSMS's fixed page size).
+pub const PAGE_SIZE: i64 = 25;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken (a name already used, ...).
+    #[error("already exists")]
+    Conflict,
+    #[error("unsupported database url `{0}` (expected sqlite://PATH)")]
+    Url(String),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which slice of a list: RaspiSMS's page number, or its `after/{id}` / `before/{id}` cursors.
+/// Every list is ordered by id, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Number(i64),
+    After(i64),
+    Before(i64),
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating the file if missing) the database at `url`, e.g. `sqlite://pigeon.db`.
+    pub async fn connect(url: &str) -> Result<Store> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::Url(url.to_string()));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Url(url.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Store { writer, reader })
+    }
+
+    /// Applies the embedded migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    pub(crate) fn w(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub(crate) fn r(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// One page of `select`, whose SQL ends in a `WHERE` clause binding the user id as `$1`
+    /// and whose rows carry an `id` column. Cursor pages read backwards then flip, so every
+    /// page comes out oldest first.
+    pub(crate) async fn page<R>(
+        &self,
+        select: &'static str,
+        user_id: i64,
+        page: Page,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let (suffix, param) = match page {
+            Page::Number(n) => (" ORDER BY id LIMIT $2 OFFSET $3", n.max(0) * PAGE_SIZE),
+            Page::After(id) => (" AND id > $3 ORDER BY id LIMIT $2", id),
+            Page::Before(id) => (" AND id < $3 ORDER BY id DESC LIMIT $2", id),
+        };
+        let sql = format!("{select}{suffix}");
+        let mut rows: Vec<R> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(PAGE_SIZE)
+            .bind(param)
+            .fetch_all(self.r())
+            .await?;
+        if matches!(page, Page::Before(_)) {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+}
+
+impl Store {
+    /// Deletes row `id` of `table` if it belongs to `user_id`.
+    pub(crate) async fn delete_owned(
+        &self,
+        table: &'static str,
+        user_id: i64,
+        id: i64,
+    ) -> Result<()> {
+        let sql = format!("DELETE FROM {table} WHERE id = $1 AND user_id = $2");
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(user_id)
+            .execute(self.w())
+            .await?;
+        found(done.rows_affected())
+    }
+
+    /// The rows of `select` (whose SQL ends in a `WHERE` clause binding the user id as `$1`)
+    /// whose id is among `ids`, ordered by id.
+    pub(crate) async fn by_ids<R>(&self, select: &str, user_id: i64, ids: &[i64]) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{select} AND id IN ({}) ORDER BY id",
+            placeholders(2, ids.len())
+        );
+        let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(user_id);
+        for id in ids {
+            q = q.bind(id);
+        }
+        Ok(q.fetch_all(self.r()).await?)
+    }
+}
+
+/// `NotFound` when a statement touched no row.
+pub(crate) fn found(rows: u64) -> Result<()> {
+    if rows == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// Placeholders `$from, $from+1, ...` for an `IN (...)` list of `n` values (`n` ≥ 1).
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    pub async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        (dir, store)
+    }
+
+    pub async fn user(store: &Store, email: &str) -> i64 {
+        crate::users::create(
+            store,
+            &crate::users::NewUser {
+                email,
+                password_hash: "x",
+                admin: false,
+                api_key_digest: email,
+                api_key_sealed: "sealed",
+            },
+        )
+        .await
+        .expect("user")
+    }
+}

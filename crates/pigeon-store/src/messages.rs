@@ -1,0 +1,200 @@
+//! Messages: one SMS each, outbound or inbound.
+
+use std::collections::BTreeMap;
+
+use sqlx::AssertSqlSafe;
+
+use crate::{Page, Result, Store, Ts, placeholders};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Message {
+    pub id: i64,
+    pub user_id: i64,
+    pub phone_id: Option<i64>,
+    pub direction: String,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    pub text: String,
+    pub flash: bool,
+    pub mms: bool,
+    pub status: String,
+    pub provider_id: Option<String>,
+    pub adapter: Option<String>,
+    pub campaign_id: Option<i64>,
+    pub tag: Option<String>,
+    pub at: i64,
+    pub is_read: bool,
+    pub command: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage {
+    pub user_id: i64,
+    pub phone_id: Option<i64>,
+    /// `outbound` or `inbound`.
+    pub direction: &'static str,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    pub text: String,
+    pub flash: bool,
+    pub mms: bool,
+    pub status: String,
+    pub provider_id: Option<String>,
+    pub adapter: Option<String>,
+    pub campaign_id: Option<i64>,
+    pub tag: Option<String>,
+    pub at: Ts,
+}
+
+macro_rules! select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, user_id, phone_id, direction, origin, destination, text, flash, mms, status, provider_id, \
+             adapter, campaign_id, tag, at, is_read, command, created_at, updated_at FROM messages",
+            $tail
+        )
+    };
+}
+
+pub async fn insert(store: &Store, m: &NewMessage) -> Result<i64> {
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (user_id, phone_id, direction, origin, destination, text, flash, mms, status, \
+         provider_id, adapter, campaign_id, tag, at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+    )
+    .bind(m.user_id)
+    .bind(m.phone_id)
+    .bind(m.direction)
+    .bind(m.origin.as_deref())
+    .bind(m.destination.as_deref())
+    .bind(&m.text)
+    .bind(m.flash)
+    .bind(m.mms)
+    .bind(&m.status)
+    .bind(m.provider_id.as_deref())
+    .bind(m.adapter.as_deref())
+    .bind(m.campaign_id)
+    .bind(m.tag.as_deref())
+    .bind(m.at.0)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO message_history (message_id, status, at) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(&m.status)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Outbound messages that went through a send attempt (handed to, or refused by, a channel),
+/// which is what RaspiSMS lists as "sended".
+pub async fn page_sent(store: &Store, user_id: i64, page: Page) -> Result<Vec<Message>> {
+    store
+        .page(
+            select!(
+                " WHERE user_id = $1 AND direction = 'outbound' \
+                 AND status IN ('sent', 'delivered', 'undelivered', 'failed', 'expired')"
+            ),
+            user_id,
+            page,
+        )
+        .await
+}
+
+pub async fn page_received(store: &Store, user_id: i64, page: Page) -> Result<Vec<Message>> {
+    store
+        .page(
+            select!(" WHERE user_id = $1 AND direction = 'inbound'"),
+            user_id,
+            page,
+        )
+        .await
+}
+
+/// The media ids attached to each of the given messages.
+pub async fn media(store: &Store, message_ids: &[i64]) -> Result<BTreeMap<i64, Vec<i64>>> {
+    let mut out = BTreeMap::new();
+    if message_ids.is_empty() {
+        return Ok(out);
+    }
+    let sql = format!(
+        "SELECT message_id, media_id FROM message_media WHERE message_id IN ({}) ORDER BY media_id",
+        placeholders(1, message_ids.len())
+    );
+    let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
+    for id in message_ids {
+        q = q.bind(id);
+    }
+    for (message, media) in q.fetch_all(store.r()).await? {
+        out.entry(message).or_insert_with(Vec::new).push(media);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn sent_and_received_are_separate_and_scoped() {
+        let (_dir, store) = testing::store().await;
+        let a = testing::user(&store, "a@x").await;
+        let b = testing::user(&store, "b@x").await;
+        let out = NewMessage {
+            user_id: a,
+            direction: "outbound",
+            destination: Some("+33612345678".into()),
+            text: "hi".into(),
+            status: "sent".into(),
+            ..Default::default()
+        };
+        insert(&store, &out).await.expect("out");
+        insert(
+            &store,
+            &NewMessage {
+                status: "queued".into(),
+                ..out.clone()
+            },
+        )
+        .await
+        .expect("queued");
+        insert(
+            &store,
+            &NewMessage {
+                direction: "inbound",
+                status: "received".into(),
+                ..out.clone()
+            },
+        )
+        .await
+        .expect("in");
+        assert_eq!(
+            page_sent(&store, a, Page::Number(0))
+                .await
+                .expect("s")
+                .len(),
+            1
+        );
+        assert_eq!(
+            page_received(&store, a, Page::Number(0))
+                .await
+                .expect("r")
+                .len(),
+            1
+        );
+        assert!(
+            page_sent(&store, b, Page::Number(0))
+                .await
+                .expect("s")
+                .is_empty()
+        );
+    }
+}

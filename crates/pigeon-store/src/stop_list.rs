@@ -1,0 +1,27 @@
+//! The STOP list: numbers that asked a user not to message them again.
+
+use std::collections::HashSet;
+
+use crate::{Result, Store, Ts};
+
+pub async fn numbers(store: &Store, user_id: i64) -> Result<HashSet<String>> {
+    let rows: Vec<String> = sqlx::query_scalar("SELECT number FROM stop_list WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_all(store.r())
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Adds a number; adding it twice is not an error.
+pub async fn add(store: &Store, user_id: i64, number: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO stop_list (user_id, number, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id, number) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(number)
+    .bind(Ts::now().0)
+    .execute(store.w())
+    .await?;
+    Ok(())
+}

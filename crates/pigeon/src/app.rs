@@ -1,0 +1,88 @@
+//! The application: its configuration, store and server key, and `run(listener, shutdown)`,
+//! the one entry point the binary and the tests share.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use pigeon_core::secret::ServerKey;
+use pigeon_store::Store;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// What every request handler and service works with.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub key: ServerKey,
+    /// `config.public_base()`, computed once.
+    pub public_base: String,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Opens the database (creating and migrating it as needed) and loads the server key
+    /// (generating it into the data dir at first start unless one is configured).
+    pub async fn open(config: Config) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        let key = match &config.secret_key {
+            Some(hex) => ServerKey::from_hex(hex).context("PIGEON_SECRET_KEY")?,
+            None => load_or_create_key(&config.data_dir.join("server.key"))?,
+        };
+        let store = Store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        let public_base = config.public_base();
+        Ok(App {
+            config,
+            store,
+            key,
+            public_base,
+        })
+    }
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<ServerKey> {
+    if !path.exists() {
+        let hex = ServerKey::generate_hex()?;
+        write_private(path, &hex).with_context(|| format!("cannot write {}", path.display()))?;
+        tracing::info!(path = %path.display(), "generated the server key");
+    }
+    let hex =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ServerKey::from_hex(&hex).with_context(|| format!("bad server key in {}", path.display()))
+}
+
+/// Creates a file readable by its owner only; fails if it already exists, so two processes
+/// starting together cannot overwrite each other's key.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Serves the HTTP API on `listener` until `shutdown` completes, then finishes the requests
+/// under way.
+pub async fn run(
+    app: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = crate::http::router(app.clone());
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(router);
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    app.store.close().await;
+    Ok(())
+}

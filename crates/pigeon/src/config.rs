@@ -1,0 +1,111 @@
+//! Configuration, in order of precedence: command-line flags, `PIGEON_*` environment variables,
+//! the config file, defaults.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{CommonArgs, ServeArgs};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    /// Base of the links Pigeon builds (pagination, callbacks); `http://LISTEN` when unset.
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// The server key (64 hex characters); read from `DATA_DIR/server.key` (created at first
+    /// start) when unset.
+    pub secret_key: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://pigeon.db".into(),
+            public_url: None,
+            data_dir: PathBuf::from("pigeon-data"),
+            secret_key: None,
+        }
+    }
+}
+
+/// Flags given on the command line; `None` leaves the value to the other sources.
+#[derive(Debug, Default, Serialize)]
+struct Flags<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<&'a Path>,
+}
+
+impl Config {
+    pub fn load(
+        file: Option<&Path>,
+        common: &CommonArgs,
+        serve: Option<&ServeArgs>,
+    ) -> anyhow::Result<Config> {
+        let file = file.unwrap_or(Path::new("pigeon.toml"));
+        let flags = Flags {
+            listen: serve.and_then(|s| s.listen.as_deref()),
+            public_url: serve.and_then(|s| s.public_url.as_deref()),
+            database_url: common.database_url.as_deref(),
+            data_dir: common.data_dir.as_deref(),
+        };
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("PIGEON_").ignore(&["config"]))
+            .merge(Serialized::defaults(flags))
+            .extract()?;
+        Ok(config)
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    // figment's own error type is large; this is its test harness's signature.
+    #[allow(clippy::result_large_err)]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "pigeon.toml",
+                "listen = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://file.db\"\ndata_dir = \"from-file\"",
+            )?;
+            jail.set_env("PIGEON_DATABASE_URL", "sqlite://env.db");
+            let common = CommonArgs {
+                database_url: None,
+                data_dir: Some("from-flag".into()),
+            };
+            let c = Config::load(None, &common, None).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "127.0.0.1:9000");
+            assert_eq!(c.database_url, "sqlite://env.db");
+            assert_eq!(c.data_dir, PathBuf::from("from-flag"));
+            assert_eq!(c.public_base(), "http://127.0.0.1:9000");
+            let serve = ServeArgs {
+                listen: None,
+                public_url: Some("https://sms.example.com/".into()),
+            };
+            let c = Config::load(None, &common, Some(&serve)).map_err(|e| e.to_string())?;
+            assert_eq!(c.public_base(), "https://sms.example.com");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,7 @@
+//! Pigeon, a self-hosted SMS gateway: the server, its services and its front doors.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod services;

@@ -1,0 +1,96 @@
+use clap::Parser;
+use pigeon::app::{self, App};
+use pigeon::cli::{Cli, Command, UserCommand};
+use pigeon::config::Config;
+use pigeon::services::accounts;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let config = Config::load(cli.config.as_deref(), &cli.common, serve_args)?;
+    let app = App::open(config).await?;
+    match cli.command {
+        Command::Serve(_) => serve(app).await,
+        Command::Migrate => {
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::User(command) => user(&app, command).await,
+    }
+}
+
+async fn serve(app: App) -> anyhow::Result<()> {
+    if let Some(admin) = accounts::create_first_admin(&app).await? {
+        println!("Created the first account; these credentials are shown only once:");
+        println!("  email:    {}", admin.email);
+        println!(
+            "  password: {}",
+            admin.password.as_deref().unwrap_or_default()
+        );
+        println!("  api key:  {}", admin.api_key);
+    }
+    let listener = tokio::net::TcpListener::bind(&app.config.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, public_url = %app.public_base, "pigeon is serving");
+    app::run(std::sync::Arc::new(app), listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+async fn user(app: &App, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            email,
+            admin,
+            password,
+            api_key,
+        } => {
+            let created = accounts::create_user(app, &email, admin, password, api_key).await?;
+            if let Some(password) = created.password {
+                eprintln!("password: {password}");
+            }
+            println!("{}", created.api_key);
+        }
+        UserCommand::List => {
+            for u in pigeon_store::users::list(&app.store).await? {
+                let role = if u.admin { "admin" } else { "user" };
+                println!("{}\t{}\t{}\t{}", u.id, u.email, role, u.status);
+            }
+        }
+        UserCommand::Suspend { email } => accounts::set_status(app, &email, "suspended").await?,
+        UserCommand::Activate { email } => accounts::set_status(app, &email, "active").await?,
+        UserCommand::RotateKey { email } => {
+            println!("{}", accounts::rotate_key(app, &email).await?)
+        }
+        UserCommand::Set { email, name, value } => {
+            accounts::set_setting(app, &email, &name, &value).await?
+        }
+    }
+    Ok(())
+}

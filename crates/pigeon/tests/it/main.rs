@@ -1,0 +1,12 @@
+//! Integration tests: the real server on 127.0.0.1:0 with a fresh SQLite database, driven over
+//! HTTP.
+
+mod cli;
+mod helpers;
+mod raspisms_auth;
+mod raspisms_list;
+mod raspisms_phones;
+mod raspisms_resources;
+mod raspisms_scheduled;
+mod raspisms_seed;
+mod raspisms_stats;
