@@ -141,6 +141,27 @@ fn database_and_data_dir_come_from_flags_env_or_config_file() {
     assert!(d.join("from-flag.db").exists());
 }
 
+#[test]
+fn a_given_secret_key_is_used_instead_of_a_key_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let run = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pigeon"))
+            .current_dir(d)
+            .env("PIGEON_SECRET_KEY", key)
+            .args(["user", "add", "k@example.com"])
+            .output()
+            .expect("run")
+    };
+    assert!(
+        !run("not-hex").status.success(),
+        "a malformed key was accepted"
+    );
+    let o = run(&"ab".repeat(32));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!d.join("pigeon-data/server.key").exists());
+}
+
 #[tokio::test]
 async fn serve_prints_the_first_admin_once_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");

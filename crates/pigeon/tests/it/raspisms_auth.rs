@@ -168,3 +168,29 @@ async fn responses_are_json_and_not_html_escaped() {
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["response"][0]["name"], "Tom & <Jerry>");
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_and_nothing_is_stored() {
+    let t = spawn().await;
+    let huge = format!(
+        "text={}&numbers=%2B33612345678",
+        "a".repeat(17 * 1024 * 1024)
+    );
+    let a = answer(
+        t.client
+            .post(t.url("/api/scheduled/"))
+            .header("X-Api-Key", &t.key)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(huge),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(a.error_code(), 2);
+    assert!(
+        t.get("/api/list/scheduled/")
+            .await
+            .ok()
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+}
