@@ -1,9 +1,238 @@
 //! Pigeon's channels: the adapters a phone sends and receives through.
 //!
 //! Each adapter is known by Pigeon's own name (`test`) and by the RaspiSMS class name its users
-//! already have in scripts (`adapters\TestAdapter`), and declares the configuration fields its
-//! `adapter_data` must carry and what it can do.
+//! already have in scripts (`adapters\TestAdapter`), declares the configuration fields its
+//! `adapter_data` must carry and what it can do (see [`registry`]). A [`Channel`] is one
+//! phone's adapter opened with its data: it sends one message at a time and hands what arrives
+//! later (delivery reports, inbound SMS) to the services as [`Event`]s.
 
+pub mod kannel;
 pub mod registry;
+pub mod simulator;
+pub mod test;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pigeon_core::time::Ts;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
 
 pub use registry::{Adapter, Capabilities, DataField, find};
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub message_id: i64,
+    /// E.164.
+    pub destination: String,
+    /// The final text (media links already appended when the channel cannot send MMS).
+    pub text: String,
+    pub flash: bool,
+    /// The text needs UCS-2 (it is not GSM-7).
+    pub ucs2: bool,
+    /// Public URLs of the media, for channels that send MMS.
+    pub media_urls: Vec<String>,
+    /// Stable across retries of the same message: channels that accept an idempotency key use
+    /// it so that a send repeated after a crash is not delivered twice.
+    pub idempotency_key: String,
+}
+
+/// A channel accepted the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The id the provider knows the message by; delivery reports refer to it.
+    pub provider_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Worth retrying later (timeout, 5xx, no network, provider busy).
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying will not help (rejected number, bad credentials, invalid message).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// What a delivery report says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Delivered,
+    /// The network gave up (expired, rejected by the handset's network).
+    Undelivered,
+    /// Rejected by the provider or the SMSC.
+    Failed,
+    /// An intermediate notice (buffered, accepted by the SMSC): no status change.
+    Pending,
+}
+
+/// An SMS that arrived on a phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub origin: String,
+    pub text: String,
+    pub at: Ts,
+}
+
+/// What a channel hands to the services, from its own tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `ack` is called once the report is recorded (or given up on), so a channel that must not
+    /// lose reports can send again those that were never acknowledged.
+    Status {
+        phone_id: i64,
+        provider_id: String,
+        report: Report,
+        ack: Ack,
+    },
+    Inbound {
+        phone_id: i64,
+        sms: Inbound,
+    },
+}
+
+/// The acknowledgement of an event: the receiver learns the services are done with it.
+#[derive(Clone, Default)]
+pub struct Ack(Option<Arc<Mutex<Option<oneshot::Sender<()>>>>>);
+
+impl Ack {
+    pub fn new() -> (Ack, oneshot::Receiver<()>) {
+        let (done, waiting) = oneshot::channel();
+        (Ack(Some(Arc::new(Mutex::new(Some(done))))), waiting)
+    }
+
+    /// Acknowledges (once; later calls do nothing).
+    pub fn done(&self) {
+        let sender = self
+            .0
+            .as_ref()
+            .and_then(|s| s.lock().unwrap_or_else(PoisonError::into_inner).take());
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+    }
+}
+
+/// Acknowledgements never make two events different.
+impl PartialEq for Ack {
+    fn eq(&self, _: &Ack) -> bool {
+        true
+    }
+}
+
+impl Eq for Ack {}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ack")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown adapter `{0}`")]
+    UnknownAdapter(String),
+    #[error("adapter data field `{field}`: {reason}")]
+    Field { field: String, reason: String },
+}
+
+/// What a channel needs from the server around it.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub phone_id: i64,
+    /// A directory of the channel's own (the test channel's files, the simulator's log).
+    pub data_dir: PathBuf,
+    /// Pigeon's URL for this phone's delivery reports, authenticated (`…/callback/status/{adapter}/?api_key=…`).
+    pub status_callback_url: String,
+    pub events: mpsc::Sender<Event>,
+    /// The one outgoing HTTP client.
+    pub http: reqwest::Client,
+}
+
+/// One phone's adapter, opened with its data.
+#[derive(Debug)]
+pub enum Channel {
+    Test(test::TestChannel),
+    Simulator(simulator::Simulator),
+    Kannel(kannel::Kannel),
+}
+
+impl Channel {
+    /// Opens the adapter `name` (Pigeon name or RaspiSMS class) with the phone's data.
+    pub fn open(
+        name: &str,
+        data: &Map<String, Value>,
+        ctx: Context,
+    ) -> Result<Channel, ConfigError> {
+        let adapter = find(name).ok_or_else(|| ConfigError::UnknownAdapter(name.to_string()))?;
+        Ok(match adapter.name {
+            "simulator" => Channel::Simulator(simulator::Simulator::open(data, ctx)?),
+            "kannel" => Channel::Kannel(kannel::Kannel::open(data, ctx)?),
+            _ => Channel::Test(test::TestChannel::open(ctx)?),
+        })
+    }
+
+    pub async fn send(&self, message: &Outgoing) -> Result<Sent, SendError> {
+        match self {
+            Channel::Test(c) => c.send(message).await,
+            Channel::Simulator(c) => c.send(message).await,
+            Channel::Kannel(c) => c.send(message).await,
+        }
+    }
+
+    /// SMS that arrived since the last call, for adapters that are polled (the others deliver
+    /// inbound SMS through callbacks or events).
+    pub async fn read(&self) -> Result<Vec<Inbound>, SendError> {
+        match self {
+            Channel::Test(c) => c.read().await,
+            Channel::Simulator(_) | Channel::Kannel(_) => Ok(Vec::new()),
+        }
+    }
+
+    pub fn adapter(&self) -> &'static Adapter {
+        let name = match self {
+            Channel::Test(_) => "test",
+            Channel::Simulator(_) => "simulator",
+            Channel::Kannel(_) => "kannel",
+        };
+        find(name).unwrap_or(&registry::TEST)
+    }
+
+    /// How many sends may be in flight at once on this phone.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            Channel::Simulator(c) => c.concurrency(),
+            _ => self.adapter().capabilities.concurrency,
+        }
+    }
+}
+
+/// Parses a provider's delivery-report callback (query and form parameters) into the provider
+/// id and what it reports; `None` when the request is not a report this adapter understands.
+pub fn parse_status_callback(
+    adapter: &Adapter,
+    params: &[(String, String)],
+) -> Option<(String, Report)> {
+    match adapter.name {
+        "kannel" => kannel::parse_status(params),
+        "test" => test::parse_status(params),
+        _ => None,
+    }
+}
+
+/// Parses a provider's reception callback (headers, query and form parameters, raw body).
+pub fn parse_reception_callback(
+    adapter: &Adapter,
+    headers: &[(String, String)],
+    params: &[(String, String)],
+    body: &[u8],
+) -> Result<Inbound, String> {
+    match adapter.name {
+        "kannel" => kannel::parse_reception(headers, body),
+        "test" => test::parse_reception(params),
+        other => Err(format!(
+            "the {other} adapter does not receive SMS by callback"
+        )),
+    }
+}

@@ -14,9 +14,12 @@ pub struct Capabilities {
     pub flash: bool,
     pub mms_sending: bool,
     pub mms_reception: bool,
+    /// Inbound SMS arrive (by callback, event or polling).
     pub reception: bool,
     pub delivery_reports: bool,
     pub inbound_calls: bool,
+    /// Sends in flight at once on one phone (a modem: 1; an HTTP provider: many).
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,14 +28,17 @@ pub struct Adapter {
     pub name: &'static str,
     /// The RaspiSMS PHP class name, accepted as an alias.
     pub class: &'static str,
+    /// RaspiSMS's `meta_uid`, used in callback URLs; accepted there beside `name`.
+    pub uid: &'static str,
     pub fields: &'static [DataField],
     pub capabilities: Capabilities,
 }
 
 /// RaspiSMS's TestAdapter: always succeeds, keeps what it sent, receives by injection.
-const TEST: Adapter = Adapter {
+pub const TEST: Adapter = Adapter {
     name: "test",
     class: "adapters\\TestAdapter",
+    uid: "test_adapter",
     fields: &[],
     capabilities: Capabilities {
         flash: true,
@@ -41,17 +47,86 @@ const TEST: Adapter = Adapter {
         reception: true,
         delivery_reports: true,
         inbound_calls: true,
+        concurrency: 4,
     },
 };
 
-const ADAPTERS: &[Adapter] = &[TEST];
+/// A configurable phone for tests, demos and benchmarks (see [`crate::simulator`]).
+pub const SIMULATOR: Adapter = Adapter {
+    name: "simulator",
+    class: "adapters\\SimulatorAdapter",
+    uid: "simulator_adapter",
+    fields: &[],
+    capabilities: Capabilities {
+        flash: true,
+        mms_sending: false,
+        mms_reception: false,
+        reception: true,
+        delivery_reports: true,
+        inbound_calls: false,
+        concurrency: 64,
+    },
+};
 
-/// Finds an adapter by Pigeon name or RaspiSMS class name (with or without the leading `\`).
-pub fn find(name_or_class: &str) -> Option<&'static Adapter> {
-    let wanted = name_or_class.trim().trim_start_matches('\\');
-    ADAPTERS
-        .iter()
-        .find(|a| a.name == wanted || a.class.eq_ignore_ascii_case(wanted))
+/// A Kannel `sendsms` interface, as RaspiSMS's KannelAdapter uses it.
+pub const KANNEL: Adapter = Adapter {
+    name: "kannel",
+    class: "adapters\\KannelAdapter",
+    uid: "kannel_adapter",
+    fields: &[
+        DataField {
+            name: "kannel_sendsms_url",
+            description: "URL of Kannel's sendsms interface",
+            required: true,
+        },
+        DataField {
+            name: "username",
+            description: "sendsms-user username",
+            required: true,
+        },
+        DataField {
+            name: "password",
+            description: "sendsms-user password",
+            required: true,
+        },
+        DataField {
+            name: "from",
+            description: "sender number or name",
+            required: true,
+        },
+        DataField {
+            name: "dlr_url",
+            description: "delivery report URL (default: Pigeon's)",
+            required: false,
+        },
+        DataField {
+            name: "smsc",
+            description: "preferred SMSC id",
+            required: false,
+        },
+    ],
+    capabilities: Capabilities {
+        flash: false,
+        mms_sending: false,
+        mms_reception: false,
+        reception: true,
+        delivery_reports: true,
+        inbound_calls: false,
+        concurrency: 16,
+    },
+};
+
+const ADAPTERS: &[Adapter] = &[TEST, SIMULATOR, KANNEL];
+
+/// Finds an adapter by Pigeon name, RaspiSMS class name (with or without the leading `\`) or
+/// RaspiSMS uid.
+pub fn find(name: &str) -> Option<&'static Adapter> {
+    let wanted = name.trim().trim_start_matches('\\');
+    ADAPTERS.iter().find(|a| {
+        a.name == wanted
+            || a.uid.eq_ignore_ascii_case(wanted)
+            || a.class.eq_ignore_ascii_case(wanted)
+    })
 }
 
 #[cfg(test)]
@@ -59,13 +134,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_by_name_and_class() {
+    fn finds_by_name_class_and_uid() {
         assert_eq!(find("test").map(|a| a.name), Some("test"));
         assert_eq!(find("adapters\\TestAdapter").map(|a| a.name), Some("test"));
         assert_eq!(
             find("\\adapters\\TestAdapter").map(|a| a.name),
             Some("test")
         );
+        assert_eq!(find("kannel_adapter").map(|a| a.name), Some("kannel"));
+        assert_eq!(
+            find("adapters\\KannelAdapter").map(|a| a.name),
+            Some("kannel")
+        );
+        assert_eq!(find("simulator").map(|a| a.name), Some("simulator"));
         assert!(find("adapters\\OctopushShortcodeAdapter").is_none());
         assert!(find("").is_none());
     }

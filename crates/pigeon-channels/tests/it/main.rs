@@ -1,0 +1,6 @@
+//! Integration tests: the channels against real files and a fake Kannel over real HTTP.
+
+mod helpers;
+mod kannel;
+mod simulator;
+mod test_channel;
