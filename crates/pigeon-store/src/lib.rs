@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, FromRow};
 
+pub mod calls;
 pub mod campaigns;
 pub mod conditional_groups;
 pub mod contacts;
@@ -22,6 +23,9 @@ pub mod groups;
 pub mod media;
 pub mod messages;
 pub mod phones;
+pub mod queue;
+pub mod quotas;
+pub mod reliability;
 pub mod settings;
 pub mod stats;
 pub mod stop_list;

@@ -115,6 +115,14 @@ pub async fn get(store: &Store, user_id: i64, id: i64) -> Result<Option<Phone>> 
         .await?)
 }
 
+/// A phone whoever owns it (for channels and workers, which act for the owner).
+pub async fn get_any(store: &Store, id: i64) -> Result<Option<Phone>> {
+    Ok(sqlx::query_as(select!(" WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.r())
+        .await?)
+}
+
 pub async fn by_name(store: &Store, user_id: i64, name: &str) -> Result<Option<Phone>> {
     Ok(sqlx::query_as(select!(" WHERE user_id = $1 AND name = $2"))
         .bind(user_id)
@@ -128,6 +136,16 @@ pub async fn all(store: &Store, user_id: i64) -> Result<Vec<Phone>> {
         .bind(user_id)
         .fetch_all(store.r())
         .await?)
+}
+
+/// Every phone of every active account: the phones the sender runs.
+pub async fn all_active(store: &Store) -> Result<Vec<Phone>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id, p.user_id, p.name, p.adapter, p.adapter_data_sealed, p.priority, p.status, p.created_at, \
+         p.updated_at FROM phones p JOIN users u ON u.id = p.user_id WHERE u.status = 'active' ORDER BY p.id",
+    )
+    .fetch_all(store.r())
+    .await?)
 }
 
 pub async fn page(store: &Store, user_id: i64, page: Page) -> Result<Vec<Phone>> {
@@ -169,13 +187,31 @@ pub async fn limits(store: &Store, phone_ids: &[i64]) -> Result<Vec<Limit>> {
     Ok(q.fetch_all(store.r()).await?)
 }
 
-/// Outbound messages a phone has sent (or tried to) since `since`.
-pub async fn sent_since(store: &Store, phone_id: i64, since: Ts) -> Result<i64> {
+/// Which messages still on their way count against a phone's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// Every queued or in-flight message of the phone (when routing more to it).
+    All,
+    /// In-flight messages older than this one (when sending it: the older ones go first).
+    Before(i64),
+}
+
+/// Messages a phone has sent since `since`, plus the pending ones that will use its volume.
+pub async fn used_volume(store: &Store, phone_id: i64, since: Ts, pending: Pending) -> Result<i64> {
+    let (all, before) = match pending {
+        Pending::All => (true, 0),
+        Pending::Before(id) => (false, id),
+    };
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE phone_id = $1 AND direction = 'outbound' AND at >= $2",
+        "SELECT COUNT(*) FROM messages WHERE phone_id = $1 AND direction = 'outbound' AND ( \
+           (status IN ('sent', 'delivered', 'undelivered') AND at >= $2) \
+           OR ($3 AND status IN ('queued', 'sending')) \
+           OR (status = 'sending' AND id < $4))",
     )
     .bind(phone_id)
     .bind(since.0)
+    .bind(all)
+    .bind(before)
     .fetch_one(store.r())
     .await?)
 }

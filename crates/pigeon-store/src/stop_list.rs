@@ -12,9 +12,9 @@ pub async fn numbers(store: &Store, user_id: i64) -> Result<HashSet<String>> {
     Ok(rows.into_iter().collect())
 }
 
-/// Adds a number; adding it twice is not an error.
-pub async fn add(store: &Store, user_id: i64, number: &str) -> Result<()> {
-    sqlx::query(
+/// Adds a number; `false` when it was already there.
+pub async fn add(store: &Store, user_id: i64, number: &str) -> Result<bool> {
+    let done = sqlx::query(
         "INSERT INTO stop_list (user_id, number, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (user_id, number) DO NOTHING",
     )
@@ -23,5 +23,15 @@ pub async fn add(store: &Store, user_id: i64, number: &str) -> Result<()> {
     .bind(Ts::now().0)
     .execute(store.w())
     .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
+}
+
+/// Removes a number (it opted back in); `false` when it was not there.
+pub async fn remove(store: &Store, user_id: i64, number: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM stop_list WHERE user_id = $1 AND number = $2")
+        .bind(user_id)
+        .bind(number)
+        .execute(store.w())
+        .await?;
+    Ok(done.rows_affected() > 0)
 }

@@ -68,6 +68,13 @@ pub async fn by_api_key_digest(store: &Store, digest: &str) -> Result<Option<Use
         .await?)
 }
 
+pub async fn get(store: &Store, id: i64) -> Result<Option<User>> {
+    Ok(sqlx::query_as(select!(" WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.r())
+        .await?)
+}
+
 pub async fn by_email(store: &Store, email: &str) -> Result<Option<User>> {
     Ok(sqlx::query_as(select!(" WHERE email = $1"))
         .bind(email)

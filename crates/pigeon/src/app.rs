@@ -3,16 +3,20 @@
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
+use pigeon_channels::Event;
 use pigeon_core::secret::ServerKey;
 use pigeon_store::Store;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
-/// What every request handler and service works with.
+/// What every request handler, service and worker works with.
 #[derive(Debug)]
 pub struct App {
     pub config: Config,
@@ -20,6 +24,13 @@ pub struct App {
     pub key: ServerKey,
     /// `config.public_base()`, computed once.
     pub public_base: String,
+    /// The one outgoing HTTP client: timeouts, no redirects.
+    pub http: reqwest::Client,
+    /// Where channels hand delivery reports and inbound SMS; the events worker drains it.
+    pub events: mpsc::Sender<Event>,
+    events_rx: Mutex<Option<mpsc::Receiver<Event>>>,
+    /// Wakes the workers when there is new work (a campaign created, a message queued).
+    pub wake: Notify,
 }
 
 pub type AppState = Arc<App>;
@@ -37,12 +48,27 @@ impl App {
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
         let public_base = config.public_base();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let (events, events_rx) = mpsc::channel(10_000);
         Ok(App {
             config,
             store,
             key,
             public_base,
+            http,
+            events,
+            events_rx: Mutex::new(Some(events_rx)),
+            wake: Notify::new(),
         })
+    }
+
+    /// The events receiver, taken once by the events worker.
+    pub fn take_events(&self) -> Option<mpsc::Receiver<Event>> {
+        self.events_rx.lock().ok().and_then(|mut rx| rx.take())
     }
 }
 
@@ -71,18 +97,33 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Serves the HTTP API on `listener` until `shutdown` completes, then finishes the requests
-/// under way.
+/// Serves the HTTP API on `listener` and runs the workers until `shutdown` completes, then
+/// finishes the requests and sends under way.
 pub async fn run(
     app: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stop = CancellationToken::new();
+    let workers = app
+        .config
+        .workers
+        .then(|| crate::workers::start(app.clone(), stop.clone()));
     let router = crate::http::router(app.clone());
     let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(router);
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopping.cancel();
+    });
     axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
         .await?;
+    stop.cancel();
+    if let Some(workers) = workers {
+        workers.close();
+        workers.wait().await;
+    }
     app.store.close().await;
     Ok(())
 }

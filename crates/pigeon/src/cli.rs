@@ -72,6 +72,28 @@ pub enum UserCommand {
     Activate { email: String },
     /// Replace an account's API key with a new random one and print it.
     RotateKey { email: String },
+    /// Give an account a quota of credits (one per SMS segment) starting now.
+    Quota {
+        email: String,
+        /// Credits for each period.
+        #[arg(long)]
+        credit: i64,
+        /// Extra credits for the first period.
+        #[arg(long, default_value_t = 0)]
+        additional: i64,
+        /// Length of a period, as an ISO 8601 duration.
+        #[arg(long, default_value = "P1M")]
+        interval: String,
+        /// Start a new period when one ends.
+        #[arg(long)]
+        auto_renew: bool,
+        /// Carry unused credits over to the next period.
+        #[arg(long)]
+        report_unused: bool,
+        /// Carry unused additional credits over to the next period.
+        #[arg(long)]
+        report_unused_additional: bool,
+    },
     /// Change one of an account's settings (e.g. `timezone Europe/Paris`, `smsstop 0`).
     Set {
         email: String,

@@ -19,6 +19,23 @@ pub struct Config {
     /// The server key (64 hex characters); read from `DATA_DIR/server.key` (created at first
     /// start) when unset.
     pub secret_key: Option<String>,
+    /// Run the scheduler, sender and maintenance workers (off only for tests that step them).
+    pub workers: bool,
+    /// Send attempts per message before it fails.
+    pub max_tries: i64,
+    /// Waits before each retry of a transiently failed send, in milliseconds (±20 % jitter;
+    /// the last one repeats).
+    pub retry_ms: Vec<u64>,
+    /// How long a message may wait to be sent before it expires, in seconds.
+    pub validity_secs: i64,
+    /// How long a claimed send belongs to its sender before it goes back to the queue, in seconds.
+    pub lease_secs: i64,
+    /// How often the workers look for work when nothing wakes them, in milliseconds.
+    pub tick_ms: u64,
+    /// How often polled phones are read for inbound SMS, in seconds.
+    pub read_interval_secs: u64,
+    /// How often the phone reliability check runs, in seconds.
+    pub reliability_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -29,6 +46,17 @@ impl Default for Config {
             public_url: None,
             data_dir: PathBuf::from("pigeon-data"),
             secret_key: None,
+            workers: true,
+            max_tries: 3,
+            retry_ms: pigeon_core::retry::SEND_SCHEDULE
+                .iter()
+                .map(|d| d.as_millis() as u64)
+                .collect(),
+            validity_secs: 2 * 24 * 3600,
+            lease_secs: 300,
+            tick_ms: 1000,
+            read_interval_secs: 20,
+            reliability_interval_secs: 15 * 60,
         }
     }
 }

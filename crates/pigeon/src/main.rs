@@ -2,7 +2,7 @@ use clap::Parser;
 use pigeon::app::{self, App};
 use pigeon::cli::{Cli, Command, UserCommand};
 use pigeon::config::Config;
-use pigeon::services::accounts;
+use pigeon::services::{accounts, quotas};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -87,6 +87,25 @@ async fn user(app: &App, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Activate { email } => accounts::set_status(app, &email, "active").await?,
         UserCommand::RotateKey { email } => {
             println!("{}", accounts::rotate_key(app, &email).await?)
+        }
+        UserCommand::Quota {
+            email,
+            credit,
+            additional,
+            interval,
+            auto_renew,
+            report_unused,
+            report_unused_additional,
+        } => {
+            let input = quotas::QuotaInput {
+                credit,
+                additional,
+                interval,
+                auto_renew,
+                report_unused,
+                report_unused_additional,
+            };
+            quotas::set(app, &email, &input).await?
         }
         UserCommand::Set { email, name, value } => {
             accounts::set_setting(app, &email, &name, &value).await?

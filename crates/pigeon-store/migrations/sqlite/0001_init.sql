@@ -177,6 +177,9 @@ CREATE TABLE messages (
     id INTEGER PRIMARY KEY,
     user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     phone_id BIGINT REFERENCES phones (id) ON DELETE SET NULL,
+    -- Outbound: the group the phone is picked from, and whether the user fixed the phone.
+    phone_group_id BIGINT REFERENCES phone_groups (id) ON DELETE SET NULL,
+    phone_fixed INTEGER NOT NULL DEFAULT 0,
     direction TEXT NOT NULL CHECK (direction IN ('outbound', 'inbound')),
     origin TEXT,
     destination TEXT,
@@ -195,6 +198,10 @@ CREATE TABLE messages (
     valid_until BIGINT,
     max_tries BIGINT NOT NULL DEFAULT 1,
     tries BIGINT NOT NULL DEFAULT 0,
+    -- The send queue: a queued message may be claimed from next_try_at; a claimed one
+    -- ("sending") belongs to its sender until lease_until, then goes back to the queue.
+    next_try_at BIGINT,
+    lease_until BIGINT,
     at BIGINT NOT NULL,
     error_code TEXT,
     error_text TEXT,
@@ -208,6 +215,8 @@ CREATE INDEX messages_user_direction ON messages (user_id, direction, id);
 CREATE INDEX messages_destination ON messages (user_id, destination);
 CREATE INDEX messages_phone_at ON messages (phone_id, at);
 CREATE INDEX messages_campaign ON messages (campaign_id);
+CREATE INDEX messages_queue ON messages (status, phone_id, next_try_at);
+CREATE INDEX messages_provider ON messages (provider_id);
 
 CREATE TABLE message_history (
     id INTEGER PRIMARY KEY,
@@ -248,6 +257,16 @@ CREATE TABLE webhooks (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX webhooks_user ON webhooks (user_id, type);
+
+-- Alerts of the phone reliability check (only messages after the last alert count).
+CREATE TABLE phone_reliability_history (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    phone_id BIGINT NOT NULL REFERENCES phones (id) ON DELETE CASCADE,
+    type TEXT NOT NULL CHECK (type IN ('failed', 'unknown')),
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX phone_reliability_history_phone ON phone_reliability_history (phone_id, type, created_at);
 
 -- Numbers that answered STOP.
 CREATE TABLE stop_list (

@@ -1,5 +1,7 @@
 //! The HTTP front doors. Each door parses, calls services and renders its own envelope.
 
+pub mod callbacks;
+pub mod media;
 pub mod raspisms;
 
 use axum::Router;
@@ -15,6 +17,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub fn router(app: AppState) -> NormalizePath<Router> {
     let router = Router::new()
         .merge(raspisms::router())
+        .merge(callbacks::router())
+        .merge(media::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app);
     NormalizePathLayer::trim_trailing_slash().layer(router)

@@ -113,7 +113,9 @@ pub async fn create(app: &App, user_id: i64, input: CampaignInput) -> Result<i64
         conditional_groups: conditional.iter().map(|g| g.id).collect(),
         media,
     };
-    Ok(campaigns::create(&app.store, user_id, &campaign).await?)
+    let id = campaigns::create(&app.store, user_id, &campaign).await?;
+    app.wake.notify_waiters();
+    Ok(id)
 }
 
 /// Invalid numbers are dropped, as RaspiSMS does; bad data is an error.

@@ -5,7 +5,11 @@ pub mod accounts;
 pub mod campaigns;
 pub mod contacts;
 pub mod groups;
+pub mod inbound;
 pub mod phones;
+pub mod quotas;
+pub mod reliability;
+pub mod sending;
 pub mod stats;
 pub mod webhooks;
 

@@ -1,7 +1,7 @@
 //! Phones: creation and update with adapter validation, status checks, limits.
 
 use pigeon_core::time::{self, Ts};
-use pigeon_store::phones::{self, Limit, Phone, PhoneFields};
+use pigeon_store::phones::{self, Limit, Pending, Phone, PhoneFields};
 use serde_json::{Map, Value};
 
 use super::{Result, ServiceError, accounts, check_len, conflict_as};
@@ -147,7 +147,11 @@ pub async fn check_status(app: &App, user_id: i64, id: i64) -> Result<String> {
         ));
     }
     let settings = accounts::settings(app, user_id).await?;
-    let status = if settings.is_on("phone_limit") && limit_reached(app, &phone, &settings).await? {
+    // Messages still on their way are not sent yet: the re-check is about what was sent.
+    let used_up = remaining_volume(app, &phone, &settings, Pending::Before(0))
+        .await?
+        .is_some_and(|r| r <= 0);
+    let status = if settings.is_on("phone_limit") && used_up {
         "limit_reached"
     } else {
         "available"
@@ -156,8 +160,16 @@ pub async fn check_status(app: &App, user_id: i64, id: i64) -> Result<String> {
     Ok(status.to_string())
 }
 
-async fn limit_reached(app: &App, phone: &Phone, settings: &accounts::Settings) -> Result<bool> {
+/// Sends left before the phone's tightest limit, counting `pending` messages too; `None`
+/// when it has no limit.
+pub async fn remaining_volume(
+    app: &App,
+    phone: &Phone,
+    settings: &accounts::Settings,
+    pending: Pending,
+) -> Result<Option<i64>> {
     let tz = settings.time_zone();
+    let mut remaining: Option<i64> = None;
     for Limit {
         volume, startpoint, ..
     } in phones::limits(&app.store, &[phone.id]).await?
@@ -165,11 +177,10 @@ async fn limit_reached(app: &App, phone: &Phone, settings: &accounts::Settings) 
         let Ok(since) = time::window_start(&startpoint, Ts::now(), &tz) else {
             continue;
         };
-        if phones::sent_since(&app.store, phone.id, since).await? >= volume {
-            return Ok(true);
-        }
+        let left = volume - phones::used_volume(&app.store, phone.id, since, pending).await?;
+        remaining = Some(remaining.map_or(left, |r| r.min(left)));
     }
-    Ok(false)
+    Ok(remaining)
 }
 
 /// Manually sets a phone `available` or `disabled`.

@@ -50,19 +50,36 @@ impl Answer {
     }
 }
 
+/// A server whose workers do not run: scheduled SMS stay pending, as the API tests need.
 pub async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// A server with its workers running (scheduler, sender, events, maintenance), ticking fast.
+pub async fn spawn_sending() -> TestApp {
+    spawn_with(|c| {
+        c.workers = true;
+        c.tick_ms = 50;
+        c.read_interval_secs = 1;
+    })
+    .await
+}
+
+pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let config = Config {
+    let mut config = Config {
         listen: addr.to_string(),
         database_url: format!("sqlite://{}", dir.path().join("pigeon.db").display()),
         public_url: Some(format!("http://{addr}")),
         data_dir: dir.path().join("data"),
-        secret_key: None,
+        workers: false,
+        ..Config::default()
     };
+    configure(&mut config);
     let app = Arc::new(App::open(config).await.expect("open"));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app::run(app.clone(), listener, async {
@@ -143,4 +160,99 @@ pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
     let text = response.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     Answer { status, body, text }
+}
+
+// Helpers of the sending and callback tests (workers running).
+
+/// Polls `probe` every 25 ms until it gives a value or `timeout` runs out (`None` then).
+pub async fn poll<T, F, Fut>(timeout: std::time::Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// The rows of a read-only query on the SQLite database at `db`, as JSON objects. Pigeon's
+/// store keeps its pools private and the test crate has no SQLite driver of its own, so this
+/// goes through the `sqlite3` command-line shell (read-only, WAL-aware).
+pub async fn sql_at(db: &std::path::Path, query: &str) -> Vec<Value> {
+    let out = tokio::process::Command::new("sqlite3")
+        .arg("-readonly")
+        .arg("-json")
+        .args(["-cmd", ".timeout 5000"])
+        .arg(db)
+        .arg(query)
+        .output()
+        .await
+        .expect("the sqlite3 shell must be installed to read the test database");
+    assert!(
+        out.status.success(),
+        "sqlite3 failed on `{query}`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(&text).expect("sqlite3 JSON output")
+}
+
+impl TestApp {
+    /// First page of a RaspiSMS list (`sended`, `received`, `scheduled`...).
+    pub async fn list(&self, kind: &str) -> Vec<Value> {
+        self.get(&format!("/api/list/{kind}/"))
+            .await
+            .ok()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn sended(&self) -> Vec<Value> {
+        self.list("sended").await
+    }
+
+    pub async fn received(&self) -> Vec<Value> {
+        self.list("received").await
+    }
+
+    /// Rows of a read-only SQL query on this server's database (see [`sql_at`]).
+    pub async fn sql(&self, query: &str) -> Vec<Value> {
+        sql_at(&self.dir.path().join("pigeon.db"), query).await
+    }
+
+    /// The stored row of message `id` (every column).
+    pub async fn message(&self, id: i64) -> Value {
+        self.sql(&format!("SELECT * FROM messages WHERE id = {id}"))
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Message `id`'s history: (status, detail) in order.
+    pub async fn history(&self, id: i64) -> Vec<(String, Option<String>)> {
+        self.sql(&format!(
+            "SELECT status, detail FROM message_history WHERE message_id = {id} ORDER BY id"
+        ))
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap_or_default().to_string(),
+                r["detail"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+    }
 }

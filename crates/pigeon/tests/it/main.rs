@@ -1,7 +1,9 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a fresh SQLite database, driven over
 //! HTTP.
 
+mod callbacks;
 mod cli;
+mod crash;
 mod helpers;
 mod raspisms_auth;
 mod raspisms_list;
@@ -10,3 +12,4 @@ mod raspisms_resources;
 mod raspisms_scheduled;
 mod raspisms_seed;
 mod raspisms_stats;
+mod sending;

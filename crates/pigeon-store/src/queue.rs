@@ -1,0 +1,399 @@
+//! The send queue: campaigns due for dispatch, and outbound messages claimed with a lease.
+//!
+//! A due campaign becomes its messages in one transaction, so a crash never dispatches it twice
+//! or half. A sender claims queued messages of one phone (`sending`, with a lease), calls the
+//! channel outside any transaction, then records the result; a lease that runs out (the server
+//! died mid-send) puts the message back in the queue.
+
+use sqlx::AssertSqlSafe;
+
+use crate::campaigns::Campaign;
+use crate::{Result, Store, Ts, placeholders};
+
+/// One message a dispatch creates.
+#[derive(Debug, Clone, Default)]
+pub struct NewOutbound {
+    pub destination: String,
+    pub text: String,
+    pub encoding: &'static str,
+    pub segments: i64,
+    pub phone_id: Option<i64>,
+    pub media: Vec<i64>,
+}
+
+/// What every message of one dispatch shares.
+#[derive(Debug, Clone, Default)]
+pub struct Dispatch {
+    pub campaign_id: i64,
+    pub user_id: i64,
+    pub phone_group_id: Option<i64>,
+    pub phone_fixed: bool,
+    pub flash: bool,
+    pub mms: bool,
+    pub tag: Option<String>,
+    pub max_tries: i64,
+    pub valid_until: Ts,
+}
+
+/// A message in the send queue.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Queued {
+    pub id: i64,
+    pub user_id: i64,
+    pub phone_id: Option<i64>,
+    pub phone_group_id: Option<i64>,
+    pub phone_fixed: bool,
+    pub destination: Option<String>,
+    pub text: String,
+    pub encoding: String,
+    pub segments: i64,
+    pub flash: bool,
+    pub mms: bool,
+    pub campaign_id: Option<i64>,
+    pub tag: Option<String>,
+    pub tries: i64,
+    pub max_tries: i64,
+    pub valid_until: Option<i64>,
+}
+
+macro_rules! queued_columns {
+    () => {
+        "id, user_id, phone_id, phone_group_id, phone_fixed, destination, text, encoding, segments, flash, mms, \
+         campaign_id, tag, tries, max_tries, valid_until"
+    };
+}
+
+/// Campaigns due now whose owner is active, oldest first.
+pub async fn due_campaigns(store: &Store, now: Ts, limit: i64) -> Result<Vec<Campaign>> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, c.user_id, c.text, c.at, c.phone_id, c.phone_group_id, c.flash, c.mms, c.tag, c.status, \
+         c.created_at, c.updated_at FROM campaigns c JOIN users u ON u.id = c.user_id \
+         WHERE c.status = 'scheduled' AND c.at <= $1 AND u.status = 'active' ORDER BY c.at, c.id LIMIT $2",
+    )
+    .bind(now.0)
+    .bind(limit)
+    .fetch_all(store.r())
+    .await?)
+}
+
+/// Turns a campaign into its messages, in one transaction; `false` when it was already
+/// dispatched or deleted meanwhile (nothing is written then).
+pub async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let taken = sqlx::query("UPDATE campaigns SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'scheduled'")
+        .bind(now)
+        .bind(d.campaign_id)
+        .execute(&mut *tx)
+        .await?;
+    if taken.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for m in messages {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (user_id, phone_id, phone_group_id, phone_fixed, direction, destination, text, \
+             encoding, segments, flash, mms, status, campaign_id, tag, valid_until, max_tries, tries, next_try_at, \
+             at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $10, 'queued', $11, $12, $13, $14, 0, $15, $15, $15, $15) \
+             RETURNING id",
+        )
+        .bind(d.user_id)
+        .bind(m.phone_id)
+        .bind(d.phone_group_id)
+        .bind(d.phone_fixed)
+        .bind(&m.destination)
+        .bind(&m.text)
+        .bind(m.encoding)
+        .bind(m.segments)
+        .bind(d.flash)
+        .bind(d.mms)
+        .bind(d.campaign_id)
+        .bind(d.tag.as_deref())
+        .bind(d.valid_until.0)
+        .bind(d.max_tries)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        history(&mut tx, id, "queued", None, now).await?;
+        for media in &m.media {
+            sqlx::query("INSERT INTO message_media (message_id, media_id) VALUES ($1, $2)")
+                .bind(id)
+                .bind(media)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn history(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    status: &str,
+    detail: Option<&str>,
+    at: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO message_history (message_id, status, detail, at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(detail)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due messages of a phone: they become `sending` until `lease_until`,
+/// and count one more try.
+pub async fn claim(
+    store: &Store,
+    phone_id: i64,
+    now: Ts,
+    lease_until: Ts,
+    limit: i64,
+) -> Result<Vec<Queued>> {
+    let sql = concat!(
+        "UPDATE messages SET status = 'sending', lease_until = $1, tries = tries + 1, updated_at = $2 \
+         WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND phone_id = $3 AND next_try_at <= $2 \
+         AND (valid_until IS NULL OR valid_until >= $2) ORDER BY next_try_at, id LIMIT $4) RETURNING ",
+        queued_columns!()
+    );
+    let mut rows: Vec<Queued> = sqlx::query_as(sql)
+        .bind(lease_until.0)
+        .bind(now.0)
+        .bind(phone_id)
+        .bind(limit)
+        .fetch_all(store.w())
+        .await?;
+    rows.sort_by_key(|m| m.id);
+    Ok(rows)
+}
+
+/// Queued messages without a usable phone yet (none was free at dispatch, or theirs is gone).
+pub async fn unassigned(store: &Store, limit: i64) -> Result<Vec<Queued>> {
+    let sql = concat!(
+        "SELECT ",
+        queued_columns!(),
+        " FROM messages WHERE status = 'queued' AND phone_id IS NULL ORDER BY id LIMIT $1"
+    );
+    Ok(sqlx::query_as(sql).bind(limit).fetch_all(store.r()).await?)
+}
+
+/// Gives a queued message a phone (or takes it away with `None`).
+pub async fn assign(store: &Store, id: i64, phone_id: Option<i64>) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET phone_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
+    )
+    .bind(phone_id)
+    .bind(Ts::now().0)
+    .bind(id)
+    .execute(store.w())
+    .await?;
+    Ok(())
+}
+
+/// What a send attempt ended in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt<'a> {
+    Sent {
+        provider_id: &'a str,
+        adapter: &'a str,
+    },
+    /// Back to the queue from `at`, on `phone_id` (`None`: to be routed to a phone again);
+    /// `attempted` is false when the channel was not even called, and the try is given back.
+    Retry {
+        at: Ts,
+        phone_id: Option<i64>,
+        error: &'a str,
+        attempted: bool,
+    },
+    Failed {
+        error: &'a str,
+    },
+}
+
+/// Records the end of a claimed send; `false` when the claim was lost (the lease ran out and
+/// the message was claimed again), in which case nothing is written.
+pub async fn record(store: &Store, id: i64, attempt: &Attempt<'_>) -> Result<bool> {
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let (status, detail, done) = match attempt {
+        Attempt::Sent {
+            provider_id,
+            adapter,
+        } => {
+            let done = sqlx::query(
+                "UPDATE messages SET status = 'sent', provider_id = $1, adapter = $2, lease_until = NULL, \
+                 error_text = NULL, at = $3, updated_at = $3 WHERE id = $4 AND status = 'sending'",
+            )
+            .bind(provider_id)
+            .bind(adapter)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            ("sent", Some(*provider_id), done)
+        }
+        Attempt::Retry {
+            at,
+            phone_id,
+            error,
+            attempted,
+        } => {
+            let done = sqlx::query(
+                "UPDATE messages SET status = 'queued', next_try_at = $1, phone_id = $2, \
+                 lease_until = NULL, error_text = $3, updated_at = $4, tries = tries - $6 \
+                 WHERE id = $5 AND status = 'sending'",
+            )
+            .bind(at.0)
+            .bind(phone_id)
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .bind(if *attempted { 0 } else { 1 })
+            .execute(&mut *tx)
+            .await?;
+            ("queued", Some(*error), done)
+        }
+        Attempt::Failed { error } => {
+            let done = sqlx::query(
+                "UPDATE messages SET status = 'failed', lease_until = NULL, error_text = $1, at = $2, updated_at = $2 \
+                 WHERE id = $3 AND status = 'sending'",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            ("failed", Some(*error), done)
+        }
+    };
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    history(&mut tx, id, status, detail, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Moves every message `select` finds (it binds `now` as `$1`) to `to`, with a history row each.
+async fn sweep(
+    store: &Store,
+    select: &'static str,
+    to: &str,
+    detail: &str,
+    now: Ts,
+) -> Result<u64> {
+    let mut tx = store.w().begin().await?;
+    let ids: Vec<i64> = sqlx::query_scalar(select)
+        .bind(now.0)
+        .fetch_all(&mut *tx)
+        .await?;
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "UPDATE messages SET status = $1, lease_until = NULL, updated_at = $2 WHERE id IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(to).bind(now.0);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        q.execute(&mut *tx).await?;
+        for id in chunk {
+            history(&mut tx, *id, to, Some(detail), now.0).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+/// Queued messages past their validity become `expired`.
+pub async fn expire(store: &Store, now: Ts) -> Result<u64> {
+    sweep(
+        store,
+        "SELECT id FROM messages WHERE status = 'queued' AND valid_until IS NOT NULL AND valid_until < $1",
+        "expired",
+        "validity period exceeded",
+        now,
+    )
+    .await
+}
+
+/// Sends whose lease ran out (the server stopped mid-send) go back to the queue.
+pub async fn reap(store: &Store, now: Ts) -> Result<u64> {
+    sweep(
+        store,
+        "SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1",
+        "queued",
+        "lease expired: the send may not have completed",
+        now,
+    )
+    .await
+}
+
+/// A delivery report moved a message: (message id, user id, new status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: String,
+}
+
+/// Applies a provider's report to the message it sent as `provider_id`, if the message's
+/// current status is one of `from` (the states that may become `to`: a late or duplicated
+/// report never moves a message backwards). The message is found on its phone, or among the
+/// user's messages sent through an adapter.
+pub async fn report(
+    store: &Store,
+    find: ReportTarget<'_>,
+    provider_id: &str,
+    from: &[&str],
+    to: &str,
+) -> Result<Option<Moved>> {
+    if from.is_empty() {
+        return Ok(None);
+    }
+    let (phone, user, adapter) = match find {
+        ReportTarget::Phone(phone) => (Some(phone), None, None),
+        ReportTarget::UserAdapter(user, adapter) => (None, Some(user), Some(adapter)),
+    };
+    let sql = format!(
+        "UPDATE messages SET status = $1, updated_at = $2 WHERE id = (SELECT id FROM messages \
+         WHERE provider_id = $3 AND direction = 'outbound' AND ($4 IS NULL OR phone_id = $4) \
+         AND ($5 IS NULL OR user_id = $5) AND ($6 IS NULL OR adapter = $6) ORDER BY id DESC LIMIT 1) \
+         AND status IN ({}) RETURNING id, user_id, status",
+        placeholders(7, from.len())
+    );
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql))
+        .bind(to)
+        .bind(now)
+        .bind(provider_id)
+        .bind(phone)
+        .bind(user)
+        .bind(adapter);
+    for state in from {
+        q = q.bind(*state);
+    }
+    let Some((id, user_id, status)) = q.fetch_optional(&mut *tx).await? else {
+        return Ok(None);
+    };
+    history(&mut tx, id, &status, Some("delivery report"), now).await?;
+    tx.commit().await?;
+    Ok(Some(Moved {
+        id,
+        user_id,
+        status,
+    }))
+}
+
+/// How a delivery report finds its message.
+#[derive(Debug, Clone, Copy)]
+pub enum ReportTarget<'a> {
+    Phone(i64),
+    UserAdapter(i64, &'a str),
+}

@@ -1,0 +1,176 @@
+//! What comes back from phones: inbound SMS (with STOP / START), delivery reports, calls.
+
+use pigeon_channels::{Inbound, Report};
+use pigeon_core::status::Status;
+use pigeon_core::time::Ts;
+use pigeon_store::calls::{self, NewCall};
+use pigeon_store::messages::{self, NewMessage};
+use pigeon_store::phones::{self, Phone};
+use pigeon_store::queue::{self, Moved, ReportTarget};
+use pigeon_store::stop_list;
+
+use super::campaigns::{self as campaign_service, CampaignInput, NumberInput};
+use super::{Result, ServiceError, accounts};
+use crate::app::App;
+
+/// What an inbound text asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyword {
+    Stop,
+    Start,
+}
+
+/// RaspiSMS only knows `stop` and `stop sms` exactly; Pigeon ignores case, spaces, punctuation
+/// and accents, and knows the usual words for both directions.
+pub fn keyword(text: &str) -> Option<Keyword> {
+    let folded: String = text
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'à' | 'â' | 'ä' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'î' | 'ï' => 'i',
+            'ô' | 'ö' => 'o',
+            'ù' | 'û' | 'ü' => 'u',
+            other => other,
+        })
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    match folded.as_str() {
+        "stop" | "stopsms" | "arret" | "unsubscribe" | "stopall" => Some(Keyword::Stop),
+        "start" | "unstop" => Some(Keyword::Start),
+        _ => None,
+    }
+}
+
+/// Stores an SMS that arrived on a phone and applies STOP / START.
+pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
+    let phone = phones::get_any(&app.store, phone_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let id = messages::insert(
+        &app.store,
+        &NewMessage {
+            user_id: phone.user_id,
+            phone_id: Some(phone.id),
+            direction: "inbound",
+            origin: Some(sms.origin.clone()),
+            text: sms.text.clone(),
+            status: Status::Received.as_str().to_string(),
+            at: sms.at,
+            ..Default::default()
+        },
+    )
+    .await?;
+    match keyword(&sms.text) {
+        Some(Keyword::Stop) => stop(app, &phone, &sms.origin).await?,
+        Some(Keyword::Start) => {
+            stop_list::remove(&app.store, phone.user_id, &sms.origin).await?;
+        }
+        None => {}
+    }
+    Ok(id)
+}
+
+/// Adds the sender to the STOP list (even when the `smsstop` setting is off, as RaspiSMS does)
+/// and, the first time, acknowledges through the same phone.
+async fn stop(app: &App, phone: &Phone, origin: &str) -> Result<()> {
+    let added = stop_list::add(&app.store, phone.user_id, origin).await?;
+    let settings = accounts::settings(app, phone.user_id).await?;
+    if added && settings.is_on("smsstop_respond") {
+        let input = CampaignInput {
+            text: Some(settings.get("smsstop_response").to_string()),
+            numbers: vec![NumberInput {
+                number: origin.to_string(),
+                data: None,
+            }],
+            id_phone: Some(phone.id),
+            tag: Some(pigeon_core::recipients::STOP_TAG.to_string()),
+            ..Default::default()
+        };
+        campaign_service::create(app, phone.user_id, input).await?;
+        app.wake.notify_waiters();
+    }
+    Ok(())
+}
+
+/// Applies a delivery report; `None` when no message in a state it may move from matches
+/// (unknown id, duplicate or late report).
+pub async fn report(
+    app: &App,
+    target: ReportTarget<'_>,
+    provider_id: &str,
+    report: Report,
+) -> Result<Option<Moved>> {
+    let to = match report {
+        Report::Delivered => Status::Delivered,
+        Report::Undelivered => Status::Undelivered,
+        Report::Failed => Status::Failed,
+        Report::Pending => return Ok(None),
+    };
+    let from: Vec<&str> = Status::ALL
+        .iter()
+        .filter(|s| s.can_become(to))
+        .map(|s| s.as_str())
+        .collect();
+    Ok(queue::report(&app.store, target, provider_id, &from, to.as_str()).await?)
+}
+
+/// Records an inbound call a phone reported.
+pub async fn call(
+    app: &App,
+    phone: &Phone,
+    uid: &str,
+    start: Ts,
+    end: Option<Ts>,
+    origin: &str,
+) -> Result<i64> {
+    Ok(calls::create_inbound(
+        &app.store,
+        &NewCall {
+            user_id: phone.user_id,
+            phone_id: phone.id,
+            uid,
+            start,
+            end,
+            origin,
+        },
+    )
+    .await?)
+}
+
+pub async fn end_call(app: &App, phone: &Phone, uid: &str, end: Ts) -> Result<()> {
+    if calls::end(&app.store, phone.user_id, phone.id, uid, end).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_and_start_words_are_tolerant() {
+        for stop_text in [
+            "STOP",
+            "stop",
+            " Stop. ",
+            "STOP SMS",
+            "stop-sms",
+            "Arrêt",
+            "ARRET",
+            "unsubscribe",
+            "S.T.O.P",
+        ] {
+            assert_eq!(keyword(stop_text), Some(Keyword::Stop), "{stop_text}");
+        }
+        for start_text in ["START", "start!", " Start "] {
+            assert_eq!(keyword(start_text), Some(Keyword::Start), "{start_text}");
+        }
+        for other in ["stop please", "Stop it now", "STOPPED", "", "hello"] {
+            assert_eq!(keyword(other), None, "{other}");
+        }
+    }
+}

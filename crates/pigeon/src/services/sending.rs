@@ -1,0 +1,337 @@
+//! Sending: due campaigns become messages, messages are routed to phones, and one claimed
+//! message is sent through its phone's channel with RaspiSMS's checks (quota, phone status,
+//! limits) and Pigeon's retries and failover.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::time::Duration;
+
+use pigeon_channels::{Channel, Outgoing, SendError};
+use pigeon_core::recipients::Outcome;
+use pigeon_core::retry;
+use pigeon_core::routing::{self, Candidate, Preferences};
+use pigeon_core::text;
+use pigeon_core::time::Ts;
+use pigeon_store::campaigns::{self, Campaign};
+use pigeon_store::groups::{self, PHONE_GROUPS};
+use pigeon_store::phones::{self, Pending, Phone};
+use pigeon_store::queue::{self, Attempt, Dispatch, NewOutbound, Queued};
+use pigeon_store::{media, quotas};
+
+use super::accounts::{self, Settings};
+use super::{Result, campaigns as campaign_service, phones as phone_service};
+use crate::app::App;
+
+/// Dispatches the campaigns that are due; returns how many messages were queued.
+pub async fn dispatch_due(app: &App) -> Result<usize> {
+    let mut queued = 0;
+    for campaign in queue::due_campaigns(&app.store, Ts::now(), 20).await? {
+        queued += dispatch(app, &campaign).await?;
+    }
+    Ok(queued)
+}
+
+/// One message per recipient that gets a text, all in one transaction with the campaign's
+/// change to `dispatched`. Recipients on the STOP list or whose template failed are skipped.
+async fn dispatch(app: &App, campaign: &Campaign) -> Result<usize> {
+    let (_, recipients) = campaign_service::recipients(app, campaign.user_id, campaign.id).await?;
+    let media = campaigns::links(&app.store, &[campaign.id])
+        .await?
+        .media
+        .remove(&campaign.id)
+        .unwrap_or_default();
+    let messages: Vec<NewOutbound> = recipients
+        .into_iter()
+        .filter_map(|r| match r.outcome {
+            Outcome::Send(text) => Some((r.target.number, text)),
+            _ => None,
+        })
+        .map(|(destination, text)| {
+            let analysis = text::analyse(&text);
+            NewOutbound {
+                destination,
+                text,
+                encoding: analysis.encoding.as_str(),
+                segments: analysis.segments as i64,
+                phone_id: campaign.phone_id,
+                media: media.clone(),
+            }
+        })
+        .collect();
+    let start = Ts(campaign.at.max(Ts::now().0));
+    let dispatch = Dispatch {
+        campaign_id: campaign.id,
+        user_id: campaign.user_id,
+        phone_group_id: campaign.phone_group_id,
+        phone_fixed: campaign.phone_id.is_some(),
+        flash: campaign.flash,
+        mms: campaign.mms,
+        tag: campaign.tag.clone(),
+        max_tries: app.config.max_tries.max(1),
+        valid_until: Ts(start.0 + app.config.validity_secs * 1000),
+    };
+    let written = queue::dispatch(&app.store, &dispatch, &messages).await?;
+    Ok(if written { messages.len() } else { 0 })
+}
+
+/// The phones a user's message may go through, as routing candidates.
+async fn candidates(
+    app: &App,
+    user_id: i64,
+    group: Option<i64>,
+    settings: &Settings,
+) -> Result<Vec<Candidate>> {
+    let mut phones = phones::all(&app.store, user_id).await?;
+    if let Some(group) = group {
+        let members = groups::members(&app.store, PHONE_GROUPS, &[group])
+            .await?
+            .remove(&group)
+            .unwrap_or_default();
+        phones.retain(|p| members.contains(&p.id));
+    }
+    let mut out = Vec::with_capacity(phones.len());
+    for phone in phones {
+        let remaining = if settings.is_on("phone_limit") {
+            phone_service::remaining_volume(app, &phone, settings, Pending::All).await?
+        } else {
+            None
+        };
+        out.push(Candidate {
+            id: phone.id,
+            available: phone.status == "available",
+            mms: pigeon_channels::find(&phone.adapter).is_some_and(|a| a.capabilities.mms_sending),
+            remaining,
+            priority: phone.priority,
+        });
+    }
+    Ok(out)
+}
+
+fn preferences(settings: &Settings, mms: bool) -> Preferences {
+    Preferences {
+        mms,
+        limits: settings.is_on("phone_limit"),
+        priority: settings.is_on("phone_priority"),
+    }
+}
+
+/// Gives queued messages without a phone one (RaspiSMS §5.5); those for which no phone is
+/// available wait. Returns how many were routed.
+pub async fn route_unassigned(app: &App) -> Result<usize> {
+    let mut pools: HashMap<(i64, Option<i64>), (Settings, Vec<Candidate>)> = HashMap::new();
+    let mut routed = 0;
+    for m in queue::unassigned(&app.store, 500).await? {
+        let key = (m.user_id, m.phone_group_id);
+        if let Entry::Vacant(slot) = pools.entry(key) {
+            let settings = accounts::settings(app, m.user_id).await?;
+            let pool = candidates(app, m.user_id, m.phone_group_id, &settings).await?;
+            slot.insert((settings, pool));
+        }
+        let Some((settings, pool)) = pools.get_mut(&key) else {
+            continue;
+        };
+        let Some(phone) = routing::pick(pool, preferences(settings, m.mms), rand::random::<f64>())
+        else {
+            continue;
+        };
+        // Spend the volume in this pass too, so one pass does not overfill a phone.
+        if let Some(c) = pool.iter_mut().find(|c| c.id == phone) {
+            c.remaining = c.remaining.map(|r| r - 1);
+        }
+        queue::assign(&app.store, m.id, Some(phone)).await?;
+        routed += 1;
+    }
+    Ok(routed)
+}
+
+/// Sends one claimed message through `phone`'s channel and records the outcome.
+pub async fn send(app: &App, channel: &Channel, phone: &Phone, m: &Queued) -> Result<()> {
+    let settings = accounts::settings(app, m.user_id).await?;
+    let outgoing = outgoing(app, channel, m).await?;
+    let decision = match refusal(app, phone, m, &settings).await? {
+        Some(Refusal::Fail(reason)) => Decision::Failed(reason),
+        Some(Refusal::Reroute(reason)) => Decision::Reroute(reason),
+        None => {
+            // Credits are taken before the send, in one statement, so concurrent sends cannot
+            // overspend; they are given back if the send fails. Links appended to an MMS count.
+            let credits = text::analyse(&outgoing.text).segments as i64;
+            let reserved = quotas::reserve(&app.store, m.user_id, credits, Ts::now()).await?;
+            let limited = quotas::get(&app.store, m.user_id)
+                .await?
+                .is_some_and(|q| q.remaining(Ts::now()).is_some());
+            if !reserved && limited {
+                Decision::Failed("Not enough credit to send message.".into())
+            } else {
+                let result = channel.send(&outgoing).await;
+                if result.is_err() && reserved {
+                    quotas::refund(&app.store, m.user_id, credits).await?;
+                }
+                match result {
+                    Ok(sent) => Decision::Sent(sent.provider_id),
+                    Err(SendError::Permanent(e)) => Decision::Failed(e),
+                    Err(SendError::Transient(e)) => {
+                        retry_or_fail(app, phone, m, &settings, e).await?
+                    }
+                }
+            }
+        }
+    };
+    let adapter = channel.adapter().name;
+    let recorded = match &decision {
+        Decision::Sent(provider_id) => Attempt::Sent {
+            provider_id,
+            adapter,
+        },
+        Decision::Retry {
+            at,
+            phone_id,
+            error,
+        } => Attempt::Retry {
+            at: *at,
+            phone_id: *phone_id,
+            error,
+            attempted: true,
+        },
+        Decision::Reroute(error) => Attempt::Retry {
+            at: Ts::now(),
+            phone_id: None,
+            error,
+            attempted: false,
+        },
+        Decision::Failed(error) => Attempt::Failed { error },
+    };
+    if !queue::record(&app.store, m.id, &recorded).await? {
+        tracing::warn!(
+            message = m.id,
+            "send finished after its lease was lost; result not recorded"
+        );
+    }
+    if matches!(decision, Decision::Reroute(_)) {
+        app.wake.notify_waiters();
+    }
+    Ok(())
+}
+
+enum Decision {
+    Sent(String),
+    Retry {
+        at: Ts,
+        phone_id: Option<i64>,
+        error: String,
+    },
+    /// The phone cannot take it now (not available, limit reached): route it again, without
+    /// counting a try.
+    Reroute(String),
+    Failed(String),
+}
+
+enum Refusal {
+    Fail(String),
+    Reroute(String),
+}
+
+/// RaspiSMS's checks of the phone before a send (§5.2), made gentler where a phone is only
+/// temporarily unusable and the message may go through another one.
+async fn refusal(
+    app: &App,
+    phone: &Phone,
+    m: &Queued,
+    settings: &Settings,
+) -> Result<Option<Refusal>> {
+    let refuse = |reason: String| {
+        if m.phone_fixed {
+            Refusal::Fail(reason)
+        } else {
+            Refusal::Reroute(reason)
+        }
+    };
+    if phone.status != "available" {
+        return Ok(Some(refuse(format!(
+            "Invalid phone status : {}",
+            phone.status
+        ))));
+    }
+    if settings.is_on("phone_limit")
+        && phone_service::remaining_volume(app, phone, settings, Pending::Before(m.id))
+            .await?
+            .is_some_and(|r| r <= 0)
+    {
+        return Ok(Some(refuse("Phone limit reached.".to_string())));
+    }
+    Ok(None)
+}
+
+/// A transient failure: try again (on another phone of the pool if there is one) while tries
+/// remain, else fail.
+async fn retry_or_fail(
+    app: &App,
+    phone: &Phone,
+    m: &Queued,
+    settings: &Settings,
+    error: String,
+) -> Result<Decision> {
+    if m.tries >= m.max_tries {
+        return Ok(Decision::Failed(error));
+    }
+    if !m.phone_fixed {
+        let mut pool = candidates(app, m.user_id, m.phone_group_id, settings).await?;
+        pool.retain(|c| c.id != phone.id);
+        if let Some(other) =
+            routing::pick(&pool, preferences(settings, m.mms), rand::random::<f64>())
+        {
+            return Ok(Decision::Retry {
+                at: Ts::now(),
+                phone_id: Some(other),
+                error,
+            });
+        }
+    }
+    let schedule: Vec<Duration> = app
+        .config
+        .retry_ms
+        .iter()
+        .map(|ms| Duration::from_millis(*ms))
+        .collect();
+    let wait = retry::delay(
+        &schedule,
+        m.tries.max(1) as u32,
+        0.2,
+        rand::random::<f64>(),
+        Duration::ZERO,
+    );
+    let at = Ts(Ts::now().0 + wait.as_millis() as i64);
+    Ok(Decision::Retry {
+        at,
+        phone_id: Some(phone.id),
+        error,
+    })
+}
+
+/// The message as the channel gets it: media links appended when it cannot send MMS.
+async fn outgoing(app: &App, channel: &Channel, m: &Queued) -> Result<Outgoing> {
+    let mut media_urls = Vec::new();
+    if m.mms {
+        let ids = pigeon_store::messages::media(&app.store, &[m.id])
+            .await?
+            .remove(&m.id)
+            .unwrap_or_default();
+        media_urls = media::by_ids(&app.store, &ids)
+            .await?
+            .iter()
+            .map(|f| format!("{}/media/{}", app.public_base, f.path))
+            .collect();
+    }
+    let mut text = m.text.clone();
+    if !media_urls.is_empty() && !channel.adapter().capabilities.mms_sending {
+        text = format!("{text}\n{}", media_urls.join(" - "));
+    }
+    Ok(Outgoing {
+        message_id: m.id,
+        destination: m.destination.clone().unwrap_or_default(),
+        ucs2: m.encoding == "ucs2" || !text::is_gsm7(&text),
+        text,
+        flash: m.flash,
+        media_urls,
+        idempotency_key: format!("pigeon-{}", m.id),
+    })
+}

@@ -1,0 +1,155 @@
+//! The workers `pigeon serve` runs beside the HTTP API: the scheduler (due campaigns become
+//! messages), the router (messages get a phone), one sender per phone, the events consumer
+//! (delivery reports and inbound SMS from channels) and maintenance (leases, expiry, quotas,
+//! reliability). Each step is a function tests can call; the loops only repeat them.
+
+pub mod phone;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pigeon_channels::Event;
+use pigeon_core::time::Ts;
+use pigeon_store::queue::{self, ReportTarget};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{App, AppState};
+use crate::services::{ServiceError, inbound, quotas, reliability, sending};
+
+/// Starts every worker; they stop when `stop` is cancelled, finishing the sends under way.
+pub fn start(app: AppState, stop: CancellationToken) -> TaskTracker {
+    let tracker = TaskTracker::new();
+    if let Some(events) = app.take_events() {
+        tracker.spawn(events_loop(app.clone(), events, stop.clone()));
+    }
+    tracker.spawn(main_loop(app, stop, tracker.clone()));
+    tracker
+}
+
+/// Scheduler, router, maintenance, and the supervision of phone workers.
+async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker) {
+    let tick = Duration::from_millis(app.config.tick_ms.max(10));
+    let mut phones = phone::Supervisor::default();
+    let mut last_reliability = Instant::now();
+    // One server owns an SQLite database: whatever was being sent when it last stopped was
+    // cut off, so it goes back to the queue now rather than when its lease runs out.
+    if let Err(e) = queue::reap(&app.store, Ts(i64::MAX)).await {
+        tracing::error!(error = %e, "interrupted sends could not be requeued");
+    }
+    loop {
+        if let Err(e) = step(&app).await {
+            tracing::error!(error = %e, "worker step failed");
+        }
+        if let Err(e) = phones.sync(&app, &tracker, &stop).await {
+            tracing::error!(error = %e, "phone workers could not be synchronised");
+        }
+        if last_reliability.elapsed() >= Duration::from_secs(app.config.reliability_interval_secs) {
+            last_reliability = Instant::now();
+            if let Err(e) = reliability::check(&app).await {
+                tracing::error!(error = %e, "reliability check failed");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = app.wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    phones.stop_all();
+}
+
+/// One pass of the scheduler, the router and the queue maintenance.
+pub async fn step(app: &App) -> Result<(), ServiceError> {
+    let now = Ts::now();
+    queue::reap(&app.store, now).await?;
+    queue::expire(&app.store, now).await?;
+    quotas::renew_due(app).await?;
+    let dispatched = sending::dispatch_due(app).await?;
+    let routed = sending::route_unassigned(app).await?;
+    if dispatched + routed > 0 {
+        app.wake.notify_waiters();
+    }
+    Ok(())
+}
+
+/// Delivery reports and inbound SMS from channels. A report can overtake the record of its own
+/// send (the provider answered before the sender wrote `sent`), so an unmatched report is
+/// tried again a few times.
+async fn events_loop(
+    app: AppState,
+    mut events: tokio::sync::mpsc::Receiver<Event>,
+    stop: CancellationToken,
+) {
+    let mut pending: HashMap<(i64, String), Unmatched> = HashMap::new();
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => break,
+            e = events.recv() => match e { Some(e) => e, None => break },
+            _ = tokio::time::sleep(Duration::from_millis(200)), if !pending.is_empty() => {
+                retry_reports(&app, &mut pending).await;
+                continue;
+            }
+        };
+        match event {
+            Event::Status {
+                phone_id,
+                provider_id,
+                report,
+                ack,
+            } => {
+                let target = ReportTarget::Phone(phone_id);
+                match inbound::report(&app, target, &provider_id, report).await {
+                    Ok(Some(_)) => ack.done(),
+                    Ok(None) => {
+                        let unmatched = Unmatched {
+                            report,
+                            tries: 0,
+                            ack,
+                        };
+                        pending.insert((phone_id, provider_id), unmatched);
+                    }
+                    // Not acknowledged: the channel may send it again.
+                    Err(e) => tracing::error!(error = %e, "delivery report not applied"),
+                }
+            }
+            Event::Inbound { phone_id, sms } => {
+                if let Err(e) = inbound::receive(&app, phone_id, &sms).await {
+                    tracing::error!(error = %e, phone = phone_id, "inbound SMS not stored");
+                }
+            }
+        }
+    }
+}
+
+const REPORT_RETRIES: u32 = 25;
+
+/// A report that matched no message yet.
+struct Unmatched {
+    report: pigeon_channels::Report,
+    tries: u32,
+    ack: pigeon_channels::Ack,
+}
+
+async fn retry_reports(app: &App, pending: &mut HashMap<(i64, String), Unmatched>) {
+    let keys: Vec<_> = pending.keys().cloned().collect();
+    for key in keys {
+        let Some(entry) = pending.get_mut(&key) else {
+            continue;
+        };
+        entry.tries += 1;
+        let target = ReportTarget::Phone(key.0);
+        let done = match inbound::report(app, target, &key.1, entry.report).await {
+            Ok(Some(_)) => true,
+            // A late or duplicated report (the message moved on already) is done with too.
+            Ok(None) => entry.tries >= REPORT_RETRIES,
+            Err(e) => {
+                tracing::error!(error = %e, "delivery report not applied");
+                entry.tries >= REPORT_RETRIES
+            }
+        };
+        if done && let Some(entry) = pending.remove(&key) {
+            entry.ack.done();
+        }
+    }
+}
