@@ -85,7 +85,7 @@ pub async fn reserve(store: &Store, user_id: i64, credits: i64, now: Ts) -> Resu
 /// Gives back credits reserved for a send that did not happen.
 pub async fn refund(store: &Store, user_id: i64, credits: i64) -> Result<()> {
     sqlx::query(
-        "UPDATE quotas SET consumed = MAX(consumed - $1, 0), updated_at = $2 WHERE user_id = $3",
+        "UPDATE quotas SET consumed = CASE WHEN consumed > $1 THEN consumed - $1 ELSE 0 END, updated_at = $2 WHERE user_id = $3",
     )
     .bind(credits)
     .bind(Ts::now().0)

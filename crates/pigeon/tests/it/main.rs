@@ -5,6 +5,7 @@ mod callbacks;
 mod cli;
 mod crash;
 mod helpers;
+mod maintenance;
 mod raspisms_auth;
 mod raspisms_list;
 mod raspisms_phones;
