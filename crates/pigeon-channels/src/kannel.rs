@@ -14,6 +14,7 @@ use pigeon_core::time::Ts;
 use reqwest::{StatusCode, Url};
 use serde_json::{Map, Value};
 
+use crate::http_client::HttpClient;
 use crate::test::{param, parse_utc, raspisms_uid};
 use crate::{ConfigError, Context, Inbound, Outgoing, Report, SendError, Sent};
 
@@ -32,7 +33,7 @@ pub struct Kannel {
     dlr_url: String,
     smsc: Option<String>,
     timeout: Duration,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 // By hand: the password and the DLR URL's API key stay out of logs.
@@ -104,9 +105,11 @@ impl Kannel {
         if let Some(smsc) = &self.smsc {
             query.push(("smsc", smsc));
         }
-        let response = self
+        let request = self
             .http
-            .get(self.sendsms_url.clone())
+            .get(self.sendsms_url.as_str())
+            .map_err(|blocked| SendError::Permanent(blocked.to_string()))?;
+        let response = request
             .query(&query)
             // The shared client may have no timeout of its own.
             .timeout(self.timeout)
@@ -137,6 +140,12 @@ impl Kannel {
     }
 
     fn request_error(&self, e: reqwest::Error) -> SendError {
+        if crate::http_client::is_blocked_error(&e) {
+            return SendError::Permanent(format!(
+                "{}: the Kannel address is not allowed",
+                e.without_url()
+            ));
+        }
         // The URL carries the password.
         let e = e.without_url();
         if e.is_timeout() {
@@ -318,7 +327,7 @@ mod tests {
             data_dir: std::env::temp_dir(),
             status_callback_url: "http://pigeon.test/callback/status/kannel/?api_key=k".into(),
             events: mpsc::channel(1).0,
-            http: reqwest::Client::new(),
+            http: crate::loopback_client().expect("client"),
         }
     }
 

@@ -6,6 +6,7 @@
 //! phone's adapter opened with its data: it sends one message at a time and hands what arrives
 //! later (delivery reports, inbound SMS) to the services as [`Event`]s.
 
+pub mod http_client;
 pub mod kannel;
 pub mod registry;
 pub mod simulator;
@@ -146,8 +147,8 @@ pub struct Context {
     /// Pigeon's URL for this phone's delivery reports, authenticated (`…/callback/status/{adapter}/?api_key=…`).
     pub status_callback_url: String,
     pub events: mpsc::Sender<Event>,
-    /// The one outgoing HTTP client.
-    pub http: reqwest::Client,
+    /// The one outgoing HTTP client (with the SSRF guard).
+    pub http: http_client::HttpClient,
 }
 
 /// One phone's adapter, opened with its data.
@@ -206,6 +207,13 @@ impl Channel {
             _ => self.adapter().capabilities.concurrency,
         }
     }
+}
+
+/// A client that may reach loopback, for tests whose fake providers listen on 127.0.0.1.
+pub fn loopback_client() -> Result<http_client::HttpClient, String> {
+    let allow = http_client::Allow::parse(&["127.0.0.0/8".to_string(), "::1/128".to_string()])?;
+    let timeout = std::time::Duration::from_secs(30);
+    http_client::HttpClient::new(allow, timeout, timeout)
 }
 
 /// Parses a provider's delivery-report callback (query and form parameters) into the provider

@@ -1,5 +1,6 @@
 //! Calls a phone reported (inbound call alerts).
 
+use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -24,8 +25,15 @@ pub struct NewCall<'a> {
     pub origin: &'a str,
 }
 
-pub async fn create_inbound(store: &Store, c: &NewCall<'_>) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+/// Stores an inbound call with the webhook deliveries it causes (rendered from its id).
+pub async fn create_inbound(
+    store: &Store,
+    c: &NewCall<'_>,
+    deliveries: impl FnOnce(i64) -> Vec<NewDelivery>,
+) -> Result<i64> {
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO calls (user_id, phone_id, uid, start_at, end_at, direction, origin, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, 'inbound', $6, $7, $7) RETURNING id",
     )
@@ -35,9 +43,12 @@ pub async fn create_inbound(store: &Store, c: &NewCall<'_>) -> Result<i64> {
     .bind(c.start.0)
     .bind(c.end.map(|e| e.0))
     .bind(c.origin)
-    .bind(Ts::now().0)
-    .fetch_one(store.w())
-    .await?)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    outbox::insert(&mut tx, &deliveries(id), now).await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Sets the end of the phone's call `uid`; `false` when there is no such call.

@@ -22,6 +22,7 @@ pub mod contacts;
 pub mod groups;
 pub mod media;
 pub mod messages;
+pub mod outbox;
 pub mod phones;
 pub mod queue;
 pub mod quotas;
@@ -136,18 +137,57 @@ impl Store {
     where
         R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        let (suffix, param) = match page {
-            Page::Number(n) => (" ORDER BY id LIMIT $2 OFFSET $3", n.max(0) * PAGE_SIZE),
-            Page::After(id) => (" AND id > $3 ORDER BY id LIMIT $2", id),
-            Page::Before(id) => (" AND id < $3 ORDER BY id DESC LIMIT $2", id),
+        self.paged(select, user_id, page, None).await
+    }
+
+    /// [`Store::page`] with one more filter value, bound as `$4`.
+    pub(crate) async fn page_with<R>(
+        &self,
+        select: &'static str,
+        user_id: i64,
+        page: Page,
+        extra: i64,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        self.paged(select, user_id, page, Some(extra)).await
+    }
+
+    async fn paged<R>(
+        &self,
+        select: &'static str,
+        user_id: i64,
+        page: Page,
+        extra: Option<i64>,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        // Rows of a join qualify `id` with the first table's alias, if any.
+        let id = if select.contains(" a JOIN ") {
+            "a.id"
+        } else {
+            "id"
+        };
+        let suffix = match page {
+            Page::Number(_) => format!(" ORDER BY {id} LIMIT $2 OFFSET $3"),
+            Page::After(_) => format!(" AND {id} > $3 ORDER BY {id} LIMIT $2"),
+            Page::Before(_) => format!(" AND {id} < $3 ORDER BY {id} DESC LIMIT $2"),
+        };
+        let param = match page {
+            Page::Number(n) => n.max(0) * PAGE_SIZE,
+            Page::After(id) | Page::Before(id) => id,
         };
         let sql = format!("{select}{suffix}");
-        let mut rows: Vec<R> = sqlx::query_as(AssertSqlSafe(sql))
+        let mut query = sqlx::query_as(AssertSqlSafe(sql))
             .bind(user_id)
             .bind(PAGE_SIZE)
-            .bind(param)
-            .fetch_all(self.r())
-            .await?;
+            .bind(param);
+        if let Some(extra) = extra {
+            query = query.bind(extra);
+        }
+        let mut rows: Vec<R> = query.fetch_all(self.r()).await?;
         if matches!(page, Page::Before(_)) {
             rows.reverse();
         }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::AssertSqlSafe;
 
+use crate::outbox::{self, NewDelivery};
 use crate::{Page, Result, Store, Ts, placeholders};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -59,6 +60,16 @@ macro_rules! select {
 }
 
 pub async fn insert(store: &Store, m: &NewMessage) -> Result<i64> {
+    insert_with(store, m, |_| Vec::new()).await
+}
+
+/// Inserts a message with the webhook deliveries it causes (rendered from its id), in one
+/// transaction.
+pub async fn insert_with(
+    store: &Store,
+    m: &NewMessage,
+    deliveries: impl FnOnce(i64) -> Vec<NewDelivery>,
+) -> Result<i64> {
     let now = Ts::now().0;
     let mut tx = store.w().begin().await?;
     let id: i64 = sqlx::query_scalar(
@@ -89,6 +100,7 @@ pub async fn insert(store: &Store, m: &NewMessage) -> Result<i64> {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    outbox::insert(&mut tx, &deliveries(id), now).await?;
     tx.commit().await?;
     Ok(id)
 }

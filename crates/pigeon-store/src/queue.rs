@@ -8,6 +8,7 @@
 use sqlx::AssertSqlSafe;
 
 use crate::campaigns::Campaign;
+use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts, placeholders};
 
 /// One message a dispatch creates.
@@ -215,9 +216,15 @@ pub enum Attempt<'a> {
     },
 }
 
-/// Records the end of a claimed send; `false` when the claim was lost (the lease ran out and
-/// the message was claimed again), in which case nothing is written.
-pub async fn record(store: &Store, id: i64, attempt: &Attempt<'_>) -> Result<bool> {
+/// Records the end of a claimed send with the webhook deliveries it causes; `false` when the
+/// claim was lost (the lease ran out and the message was claimed again), in which case nothing
+/// is written.
+pub async fn record(
+    store: &Store,
+    id: i64,
+    attempt: &Attempt<'_>,
+    deliveries: &[NewDelivery],
+) -> Result<bool> {
     let now = Ts::now().0;
     let mut tx = store.w().begin().await?;
     let (status, detail, done) = match attempt {
@@ -275,6 +282,7 @@ pub async fn record(store: &Store, id: i64, attempt: &Attempt<'_>) -> Result<boo
         return Ok(false);
     }
     history(&mut tx, id, status, detail, now).await?;
+    outbox::insert(&mut tx, deliveries, now).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -345,13 +353,15 @@ pub struct Moved {
 /// Applies a provider's report to the message it sent as `provider_id`, if the message's
 /// current status is one of `from` (the states that may become `to`: a late or duplicated
 /// report never moves a message backwards). The message is found on its phone, or among the
-/// user's messages sent through an adapter.
+/// user's messages sent through an adapter. `deliveries` renders the webhook deliveries of the
+/// change, written in the same transaction.
 pub async fn report(
     store: &Store,
     find: ReportTarget<'_>,
     provider_id: &str,
     from: &[&str],
     to: &str,
+    deliveries: impl FnOnce(&Moved) -> Vec<NewDelivery>,
 ) -> Result<Option<Moved>> {
     if from.is_empty() {
         return Ok(None);
@@ -383,12 +393,14 @@ pub async fn report(
         return Ok(None);
     };
     history(&mut tx, id, &status, Some("delivery report"), now).await?;
-    tx.commit().await?;
-    Ok(Some(Moved {
+    let moved = Moved {
         id,
         user_id,
         status,
-    }))
+    };
+    outbox::insert(&mut tx, &deliveries(&moved), now).await?;
+    tx.commit().await?;
+    Ok(Some(moved))
 }
 
 /// How a delivery report finds its message.

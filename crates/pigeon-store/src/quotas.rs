@@ -1,5 +1,6 @@
 //! Quotas: credits per account for a period, consumed per segment sent, renewed when due.
 
+use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -16,6 +17,8 @@ pub struct Quota {
     pub renew_interval: String,
     pub start_date: i64,
     pub expiration_date: i64,
+    pub alerted_level: bool,
+    pub alerted_reached: bool,
 }
 
 impl Quota {
@@ -28,7 +31,7 @@ impl Quota {
 }
 
 const SELECT: &str = "SELECT id, user_id, credit, additional, consumed, report_unused, report_unused_additional, \
-     auto_renew, renew_interval, start_date, expiration_date FROM quotas";
+     auto_renew, renew_interval, start_date, expiration_date, alerted_level, alerted_reached FROM quotas";
 
 pub async fn get(store: &Store, user_id: i64) -> Result<Option<Quota>> {
     let sql = format!("{SELECT} WHERE user_id = $1");
@@ -49,7 +52,8 @@ pub async fn set(store: &Store, q: &Quota) -> Result<()> {
          consumed = 0, report_unused = excluded.report_unused, \
          report_unused_additional = excluded.report_unused_additional, auto_renew = excluded.auto_renew, \
          renew_interval = excluded.renew_interval, start_date = excluded.start_date, \
-         expiration_date = excluded.expiration_date, updated_at = excluded.updated_at",
+         expiration_date = excluded.expiration_date, alerted_level = 0, alerted_reached = 0, \
+         updated_at = excluded.updated_at",
     )
     .bind(q.user_id)
     .bind(q.credit)
@@ -113,7 +117,8 @@ pub async fn renew(
     additional: i64,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE quotas SET start_date = $1, expiration_date = $2, additional = $3, consumed = 0, updated_at = $4 \
+        "UPDATE quotas SET start_date = $1, expiration_date = $2, additional = $3, consumed = 0, \
+         alerted_level = 0, alerted_reached = 0, updated_at = $4 \
          WHERE id = $5 AND expiration_date = $6",
     )
     .bind(start.0)
@@ -125,4 +130,39 @@ pub async fn renew(
     .execute(store.w())
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Which quota alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alert {
+    /// Consumption passed the account's warning level.
+    Level,
+    /// Every credit is used.
+    Reached,
+}
+
+/// Marks an alert of the current period as sent, with its webhook deliveries; `false` (and
+/// nothing written) when it was sent already.
+pub async fn alert(
+    store: &Store,
+    user_id: i64,
+    which: Alert,
+    deliveries: &[NewDelivery],
+) -> Result<bool> {
+    let sql = match which {
+        Alert::Level => {
+            "UPDATE quotas SET alerted_level = 1 WHERE user_id = $1 AND alerted_level = 0"
+        }
+        Alert::Reached => {
+            "UPDATE quotas SET alerted_reached = 1 WHERE user_id = $1 AND alerted_reached = 0"
+        }
+    };
+    let mut tx = store.w().begin().await?;
+    let done = sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    outbox::insert(&mut tx, deliveries, Ts::now().0).await?;
+    tx.commit().await?;
+    Ok(true)
 }

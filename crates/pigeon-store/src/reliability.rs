@@ -1,5 +1,6 @@
 //! The phone reliability check: failure and no-news rates of each phone over a period.
 
+use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts};
 
 /// Sent messages of a phone between `from` and `to`, after its last alert of `kind`
@@ -29,19 +30,24 @@ pub async fn counts(
     Ok((total, unreliable.unwrap_or(0)))
 }
 
+/// Records an alert, with the webhook deliveries it causes.
 pub async fn record_alert(
     store: &Store,
     user_id: i64,
     phone_id: i64,
     kind: &str,
     at: Ts,
+    deliveries: &[NewDelivery],
 ) -> Result<()> {
+    let mut tx = store.w().begin().await?;
     sqlx::query("INSERT INTO phone_reliability_history (user_id, phone_id, type, created_at) VALUES ($1, $2, $3, $4)")
         .bind(user_id)
         .bind(phone_id)
         .bind(kind)
         .bind(at.0)
-        .execute(store.w())
+        .execute(&mut *tx)
         .await?;
+    outbox::insert(&mut tx, deliveries, at.0).await?;
+    tx.commit().await?;
     Ok(())
 }

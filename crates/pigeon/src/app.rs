@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pigeon_channels::Event;
+use pigeon_channels::http_client::{Allow, HttpClient};
 use pigeon_core::secret::ServerKey;
 use pigeon_store::Store;
 use tokio::net::TcpListener;
@@ -24,8 +25,8 @@ pub struct App {
     pub key: ServerKey,
     /// `config.public_base()`, computed once.
     pub public_base: String,
-    /// The one outgoing HTTP client: timeouts, no redirects.
-    pub http: reqwest::Client,
+    /// The one outgoing HTTP client: timeouts, no redirects, the SSRF guard.
+    pub outbound: HttpClient,
     /// Where channels hand delivery reports and inbound SMS; the events worker drains it.
     pub events: mpsc::Sender<Event>,
     events_rx: Mutex<Option<mpsc::Receiver<Event>>>,
@@ -48,18 +49,17 @@ impl App {
         let store = Store::connect(&config.database_url).await?;
         store.migrate().await?;
         let public_base = config.public_base();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let allow = Allow::parse(&config.allow_outbound_cidr).map_err(anyhow::Error::msg)?;
+        let connect = Duration::from_millis(config.webhook_connect_timeout_ms);
+        let outbound =
+            HttpClient::new(allow, connect, Duration::from_secs(30)).map_err(anyhow::Error::msg)?;
         let (events, events_rx) = mpsc::channel(10_000);
         Ok(App {
             config,
             store,
             key,
             public_base,
-            http,
+            outbound,
             events,
             events_rx: Mutex::new(Some(events_rx)),
             wake: Notify::new(),

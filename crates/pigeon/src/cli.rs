@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Public base URL used in links [default: http://LISTEN] (PIGEON_PUBLIC_URL).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+    /// A private network outgoing requests (webhooks, providers) may reach, e.g.
+    /// 192.168.1.0/24; repeatable (PIGEON_ALLOW_OUTBOUND_CIDR='["..."]').
+    #[arg(long = "allow-outbound-cidr", value_name = "CIDR")]
+    pub allow_outbound_cidr: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

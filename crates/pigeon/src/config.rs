@@ -36,6 +36,22 @@ pub struct Config {
     pub read_interval_secs: u64,
     /// How often the phone reliability check runs, in seconds.
     pub reliability_interval_secs: u64,
+    /// Networks outgoing requests (webhooks, providers) may reach although they are private,
+    /// loopback or link-local, e.g. `["192.168.1.0/24"]`.
+    pub allow_outbound_cidr: Vec<String>,
+    /// Webhook requests: connect and total timeouts, in milliseconds.
+    pub webhook_connect_timeout_ms: u64,
+    pub webhook_timeout_ms: u64,
+    /// Waits before each retry of a failed webhook delivery, in milliseconds (±20 % jitter);
+    /// a delivery is attempted once more than there are entries.
+    pub webhook_retry_ms: Vec<u64>,
+    /// The least wait after a 429 or a timeout, in milliseconds.
+    pub webhook_throttle_ms: u64,
+    /// A webhook failing for this long without a success is disabled, in seconds.
+    pub webhook_disable_after_secs: u64,
+    /// Webhook requests in flight at once, overall and per webhook.
+    pub webhook_concurrency: usize,
+    pub webhook_endpoint_concurrency: usize,
 }
 
 impl Default for Config {
@@ -57,6 +73,17 @@ impl Default for Config {
             tick_ms: 1000,
             read_interval_secs: 20,
             reliability_interval_secs: 15 * 60,
+            allow_outbound_cidr: Vec::new(),
+            webhook_connect_timeout_ms: 5_000,
+            webhook_timeout_ms: 15_000,
+            webhook_retry_ms: [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000]
+                .iter()
+                .map(|s| s * 1000)
+                .collect(),
+            webhook_throttle_ms: 60_000,
+            webhook_disable_after_secs: 5 * 24 * 3600,
+            webhook_concurrency: 64,
+            webhook_endpoint_concurrency: 4,
         }
     }
 }
@@ -72,6 +99,8 @@ struct Flags<'a> {
     public_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<&'a Path>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    allow_outbound_cidr: &'a [String],
 }
 
 impl Config {
@@ -86,6 +115,7 @@ impl Config {
             public_url: serve.and_then(|s| s.public_url.as_deref()),
             database_url: common.database_url.as_deref(),
             data_dir: common.data_dir.as_deref(),
+            allow_outbound_cidr: serve.map_or(&[], |s| s.allow_outbound_cidr.as_slice()),
         };
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
@@ -130,9 +160,14 @@ mod tests {
             let serve = ServeArgs {
                 listen: None,
                 public_url: Some("https://sms.example.com/".into()),
+                allow_outbound_cidr: vec!["10.0.0.0/8".into()],
             };
             let c = Config::load(None, &common, Some(&serve)).map_err(|e| e.to_string())?;
             assert_eq!(c.public_base(), "https://sms.example.com");
+            assert_eq!(c.allow_outbound_cidr, ["10.0.0.0/8"]);
+            jail.set_env("PIGEON_ALLOW_OUTBOUND_CIDR", "[\"127.0.0.1/32\"]");
+            let c = Config::load(None, &common, None).map_err(|e| e.to_string())?;
+            assert_eq!(c.allow_outbound_cidr, ["127.0.0.1/32"]);
             Ok(())
         });
     }

@@ -29,7 +29,7 @@ impl Phone {
             data_dir: self.dir.path().join("phone"),
             status_callback_url: STATUS_CALLBACK.to_string(),
             events: self.sender.clone(),
-            http: reqwest::Client::new(),
+            http: pigeon_channels::loopback_client().expect("client"),
         }
     }
 }

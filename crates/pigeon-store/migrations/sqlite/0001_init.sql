@@ -33,6 +33,9 @@ CREATE TABLE quotas (
     renew_interval TEXT NOT NULL DEFAULT 'P1M',
     start_date BIGINT NOT NULL,
     expiration_date BIGINT NOT NULL,
+    -- The quota_level / quota_reached alerts of the current period were sent.
+    alerted_level INTEGER NOT NULL DEFAULT 0,
+    alerted_reached INTEGER NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
@@ -253,10 +256,50 @@ CREATE TABLE webhooks (
     url TEXT NOT NULL,
     type TEXT NOT NULL,
     secret_sealed TEXT NOT NULL,
+    -- Since when every delivery failed (cleared by a success); past a limit the webhook is
+    -- disabled until its owner enables it again.
+    failing_since BIGINT,
+    disabled_at BIGINT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX webhooks_user ON webhooks (user_id, type);
+
+-- The webhook outbox: one row per (event, webhook), written in the transaction of the change
+-- that caused the event, with the request fully rendered; the delivery worker claims due rows
+-- with a lease, like the send queue.
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    webhook_id BIGINT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    url TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    -- `webhook-id`: stable across retries.
+    event_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'succeeded', 'failed')),
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    lease_until BIGINT,
+    last_status BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX deliveries_webhook ON deliveries (webhook_id, id);
+
+CREATE TABLE delivery_attempts (
+    id INTEGER PRIMARY KEY,
+    delivery_id BIGINT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    at BIGINT NOT NULL,
+    status_code BIGINT,
+    duration_ms BIGINT NOT NULL,
+    response_body TEXT,
+    error TEXT
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);
 
 -- Alerts of the phone reliability check (only messages after the last alert count).
 CREATE TABLE phone_reliability_history (

@@ -8,9 +8,10 @@ use pigeon_store::messages::{self, NewMessage};
 use pigeon_store::phones::{self, Phone};
 use pigeon_store::queue::{self, Moved, ReportTarget};
 use pigeon_store::stop_list;
+use serde_json::json;
 
 use super::campaigns::{self as campaign_service, CampaignInput, NumberInput};
-use super::{Result, ServiceError, accounts};
+use super::{Result, ServiceError, accounts, events};
 use crate::app::App;
 
 /// What an inbound text asks for.
@@ -43,25 +44,36 @@ pub fn keyword(text: &str) -> Option<Keyword> {
     }
 }
 
-/// Stores an SMS that arrived on a phone and applies STOP / START.
+/// Stores an SMS that arrived on a phone (firing `receive_sms`) and applies STOP / START.
 pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
     let phone = phones::get_any(&app.store, phone_id)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    let id = messages::insert(
-        &app.store,
-        &NewMessage {
-            user_id: phone.user_id,
-            phone_id: Some(phone.id),
-            direction: "inbound",
-            origin: Some(sms.origin.clone()),
-            text: sms.text.clone(),
-            status: Status::Received.as_str().to_string(),
-            at: sms.at,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let hooks = events::targets(app, phone.user_id, "receive_sms").await?;
+    // RaspiSMS puts the phone's id in `destination` here.
+    let render = |id: i64| {
+        hooks.render(&json!({
+            "id": id,
+            "at": hooks.at(sms.at.0),
+            "text": sms.text,
+            "destination": phone.id,
+            "origin": sms.origin,
+            "command": false,
+            "mms": false,
+            "medias": [],
+        }))
+    };
+    let message = NewMessage {
+        user_id: phone.user_id,
+        phone_id: Some(phone.id),
+        direction: "inbound",
+        origin: Some(sms.origin.clone()),
+        text: sms.text.clone(),
+        status: Status::Received.as_str().to_string(),
+        at: sms.at,
+        ..Default::default()
+    };
+    let id = messages::insert_with(&app.store, &message, render).await?;
     match keyword(&sms.text) {
         Some(Keyword::Stop) => stop(app, &phone, &sms.origin).await?,
         Some(Keyword::Start) => {
@@ -95,7 +107,7 @@ async fn stop(app: &App, phone: &Phone, origin: &str) -> Result<()> {
 }
 
 /// Applies a delivery report; `None` when no message in a state it may move from matches
-/// (unknown id, duplicate or late report).
+/// (unknown id, duplicate or late report). A change fires `send_sms_status_change`.
 pub async fn report(
     app: &App,
     target: ReportTarget<'_>,
@@ -108,15 +120,26 @@ pub async fn report(
         Report::Failed => Status::Failed,
         Report::Pending => return Ok(None),
     };
+    let user_id = match target {
+        ReportTarget::UserAdapter(user, _) => user,
+        ReportTarget::Phone(phone) => match phones::get_any(&app.store, phone).await? {
+            Some(phone) => phone.user_id,
+            None => return Ok(None),
+        },
+    };
+    let hooks = events::targets(app, user_id, "send_sms_status_change").await?;
     let from: Vec<&str> = Status::ALL
         .iter()
         .filter(|s| s.can_become(to))
         .map(|s| s.as_str())
         .collect();
-    Ok(queue::report(&app.store, target, provider_id, &from, to.as_str()).await?)
+    let render = |moved: &Moved| {
+        hooks.render(&json!({ "id": moved.id, "status": events::raspisms_status(&moved.status) }))
+    };
+    Ok(queue::report(&app.store, target, provider_id, &from, to.as_str(), render).await?)
 }
 
-/// Records an inbound call a phone reported.
+/// Records an inbound call a phone reported, firing `inbound_call`.
 pub async fn call(
     app: &App,
     phone: &Phone,
@@ -125,18 +148,29 @@ pub async fn call(
     end: Option<Ts>,
     origin: &str,
 ) -> Result<i64> {
-    Ok(calls::create_inbound(
-        &app.store,
-        &NewCall {
-            user_id: phone.user_id,
-            phone_id: phone.id,
-            uid,
-            start,
-            end,
-            origin,
-        },
-    )
-    .await?)
+    let hooks = events::targets(app, phone.user_id, "inbound_call").await?;
+    let render = |id: i64| {
+        hooks.render(&json!({
+            "id": id,
+            "id_user": phone.user_id,
+            "id_phone": phone.id,
+            "uid": uid,
+            "start": hooks.at(start.0),
+            "end": end.map(|e| hooks.at(e.0)),
+            "direction": "inbound",
+            "origin": origin,
+            "destination": null,
+        }))
+    };
+    let call = NewCall {
+        user_id: phone.user_id,
+        phone_id: phone.id,
+        uid,
+        start,
+        end,
+        origin,
+    };
+    Ok(calls::create_inbound(&app.store, &call, render).await?)
 }
 
 pub async fn end_call(app: &App, phone: &Phone, uid: &str, end: Ts) -> Result<()> {

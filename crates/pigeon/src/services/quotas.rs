@@ -59,6 +59,8 @@ pub async fn set(app: &App, email: &str, q: &QuotaInput) -> Result<()> {
         renew_interval: q.interval.clone(),
         start_date: start.0,
         expiration_date: after(start, span(&q.interval)?)?.0,
+        alerted_level: false,
+        alerted_reached: false,
     };
     Ok(quotas::set(&app.store, &quota).await?)
 }

@@ -4,8 +4,9 @@
 use pigeon_core::time::Ts;
 use pigeon_store::{phones, reliability};
 
-use super::{Result, accounts};
+use super::{Result, accounts, events};
 use crate::app::App;
+use serde_json::json;
 
 /// An alert raised by a check.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +58,17 @@ pub async fn check(app: &App) -> Result<Vec<Alert>> {
             {
                 continue;
             }
-            reliability::record_alert(&app.store, phone.user_id, phone.id, kind, now).await?;
+            let hooks = events::targets(app, phone.user_id, "phone_reliability").await?;
+            let deliveries = hooks.render(&json!({
+                "reliability_type": kind,
+                "id_phone": phone.id,
+                "period": period,
+                "total": total,
+                "unreliable": unreliable,
+                "rate": rate,
+            }));
+            reliability::record_alert(&app.store, phone.user_id, phone.id, kind, now, &deliveries)
+                .await?;
             let disabled = settings.is_on(&format!("phone_reliability_{kind}_auto_disable"));
             if disabled {
                 phones::set_status(&app.store, phone.user_id, phone.id, "disabled").await?;

@@ -14,12 +14,14 @@ use pigeon_core::text;
 use pigeon_core::time::Ts;
 use pigeon_store::campaigns::{self, Campaign};
 use pigeon_store::groups::{self, PHONE_GROUPS};
+use pigeon_store::outbox::NewDelivery;
 use pigeon_store::phones::{self, Pending, Phone};
 use pigeon_store::queue::{self, Attempt, Dispatch, NewOutbound, Queued};
 use pigeon_store::{media, quotas};
+use serde_json::json;
 
 use super::accounts::{self, Settings};
-use super::{Result, campaigns as campaign_service, phones as phone_service};
+use super::{Result, campaigns as campaign_service, events, phones as phone_service};
 use crate::app::App;
 
 /// Dispatches the campaigns that are due; returns how many messages were queued.
@@ -159,6 +161,9 @@ pub async fn send(app: &App, channel: &Channel, phone: &Phone, m: &Queued) -> Re
             let limited = quotas::get(&app.store, m.user_id)
                 .await?
                 .is_some_and(|q| q.remaining(Ts::now()).is_some());
+            if limited {
+                quota_alerts(app, m.user_id, &settings).await?;
+            }
             if !reserved && limited {
                 Decision::Failed("Not enough credit to send message.".into())
             } else {
@@ -200,7 +205,12 @@ pub async fn send(app: &App, channel: &Channel, phone: &Phone, m: &Queued) -> Re
         },
         Decision::Failed(error) => Attempt::Failed { error },
     };
-    if !queue::record(&app.store, m.id, &recorded).await? {
+    let deliveries = match &decision {
+        Decision::Reroute(_) => Vec::new(),
+        Decision::Sent(_) => send_sms_event(app, phone, m, &outgoing, "unknown").await?,
+        _ => send_sms_event(app, phone, m, &outgoing, "failed").await?,
+    };
+    if !queue::record(&app.store, m.id, &recorded, &deliveries).await? {
         tracing::warn!(
             message = m.id,
             "send finished after its lease was lost; result not recorded"
@@ -209,6 +219,81 @@ pub async fn send(app: &App, channel: &Channel, phone: &Phone, m: &Queued) -> Re
     if matches!(decision, Decision::Reroute(_)) {
         app.wake.notify_waiters();
     }
+    Ok(())
+}
+
+/// RaspiSMS's `send_sms` event, fired after every send attempt (success or failure), with the
+/// phone's id in `origin` as RaspiSMS does, and the `tag` its documentation promises.
+async fn send_sms_event(
+    app: &App,
+    phone: &Phone,
+    m: &Queued,
+    sent: &Outgoing,
+    status: &str,
+) -> Result<Vec<NewDelivery>> {
+    let hooks = events::targets(app, m.user_id, "send_sms").await?;
+    if hooks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = pigeon_store::messages::media(&app.store, &[m.id])
+        .await?
+        .remove(&m.id)
+        .unwrap_or_default();
+    let medias: Vec<_> = media::by_ids(&app.store, &ids)
+        .await?
+        .iter()
+        .map(|f| json!({"id": f.id, "id_user": f.user_id, "path": f.path}))
+        .collect();
+    Ok(hooks.render(&json!({
+        "id": m.id,
+        "at": hooks.at(Ts::now().0),
+        "status": status,
+        "text": sent.text,
+        "destination": sent.destination,
+        "origin": phone.id,
+        "mms": m.mms,
+        "medias": medias,
+        "originating_scheduled": m.campaign_id,
+        "tag": m.tag,
+    })))
+}
+
+/// `quota_level` once consumption passes the account's `alert_quota_limit_close` share, and
+/// `quota_reached` once every credit is used (with `alert_quota_limit_reached`), each at most
+/// once per quota period. RaspiSMS declares both and never fires them.
+async fn quota_alerts(app: &App, user_id: i64, settings: &Settings) -> Result<()> {
+    let Some(q) = quotas::get(&app.store, user_id).await? else {
+        return Ok(());
+    };
+    let total = q.credit + q.additional;
+    let close = settings
+        .get("alert_quota_limit_close")
+        .trim()
+        .parse::<f64>()
+        .unwrap_or(0.9);
+    let which =
+        if q.consumed >= total && settings.is_on("alert_quota_limit_reached") && !q.alerted_reached
+        {
+            Some((quotas::Alert::Reached, "quota_reached"))
+        } else if total > 0 && q.consumed as f64 / total as f64 >= close && !q.alerted_level {
+            Some((quotas::Alert::Level, "quota_level"))
+        } else {
+            None
+        };
+    let Some((alert, kind)) = which else {
+        return Ok(());
+    };
+    let hooks = events::targets(app, user_id, kind).await?;
+    let deliveries = hooks.render(&json!({
+        "id_user": user_id,
+        "credit": q.credit,
+        "additional": q.additional,
+        "consumed": q.consumed,
+        "remaining": (total - q.consumed).max(0),
+        "level": if total > 0 { q.consumed as f64 / total as f64 } else { 1.0 },
+        "expiration_date": hooks.at(q.expiration_date),
+    }));
+    quotas::alert(&app.store, user_id, alert, &deliveries).await?;
     Ok(())
 }
 

@@ -1,9 +1,12 @@
 //! Webhooks: a URL that receives one type of event.
 
-use pigeon_core::secret;
+use pigeon_core::signature;
+use pigeon_core::time;
+use pigeon_store::Page;
+use pigeon_store::outbox::{self, AttemptRow, Delivery};
 use pigeon_store::webhooks;
 
-use super::{Result, ServiceError};
+use super::{Result, ServiceError, accounts};
 use crate::app::App;
 
 /// The event types a webhook can subscribe to (RaspiSMS's, including the two it declares but
@@ -48,7 +51,13 @@ fn check_type(kind: &str) -> Result<()> {
     }
 }
 
-pub async fn create(app: &App, user_id: i64, url: Option<&str>, kind: Option<&str>) -> Result<i64> {
+/// A new webhook and its signing secret (`whsec_…`), which is shown only now.
+pub async fn create(
+    app: &App,
+    user_id: i64,
+    url: Option<&str>,
+    kind: Option<&str>,
+) -> Result<(i64, String)> {
     let url = url
         .map(str::trim)
         .filter(|u| !u.is_empty())
@@ -59,23 +68,28 @@ pub async fn create(app: &App, user_id: i64, url: Option<&str>, kind: Option<&st
         .ok_or_else(|| ServiceError::Missing("type".into()))?;
     check_url(url)?;
     check_type(kind)?;
-    let signing_secret = format!("whsec_{}", secret::random_hex(24)?);
-    Ok(webhooks::create(
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let signing_secret = signature::new_secret(random);
+    let id = webhooks::create(
         &app.store,
         user_id,
         url,
         kind,
         &app.key.seal(&signing_secret)?,
     )
-    .await?)
+    .await?;
+    Ok((id, signing_secret))
 }
 
+/// Changes the URL or type; `enable` re-enables a webhook disabled after failing too long.
 pub async fn update(
     app: &App,
     user_id: i64,
     id: i64,
     url: Option<&str>,
     kind: Option<&str>,
+    enable: bool,
 ) -> Result<()> {
     let url = url.map(str::trim);
     let kind = kind.map(str::trim);
@@ -85,9 +99,53 @@ pub async fn update(
     if let Some(kind) = kind {
         check_type(kind)?;
     }
-    Ok(webhooks::update(&app.store, user_id, id, url, kind).await?)
+    Ok(webhooks::update(&app.store, user_id, id, url, kind, enable).await?)
 }
 
 pub async fn delete(app: &App, user_id: i64, id: i64) -> Result<()> {
     Ok(webhooks::delete(&app.store, user_id, id).await?)
+}
+
+async fn owned(app: &App, user_id: i64, id: i64) -> Result<()> {
+    webhooks::get(&app.store, user_id, id)
+        .await?
+        .map(|_| ())
+        .ok_or(ServiceError::NotFound)
+}
+
+pub async fn deliveries(app: &App, user_id: i64, id: i64, page: Page) -> Result<Vec<Delivery>> {
+    owned(app, user_id, id).await?;
+    Ok(outbox::page(&app.store, user_id, id, page).await?)
+}
+
+pub async fn attempts(app: &App, user_id: i64, id: i64, page: Page) -> Result<Vec<AttemptRow>> {
+    owned(app, user_id, id).await?;
+    Ok(outbox::attempts(&app.store, user_id, id, page).await?)
+}
+
+/// Sends one delivery again, whatever became of it.
+pub async fn redeliver(app: &App, user_id: i64, id: i64, delivery_id: i64) -> Result<()> {
+    owned(app, user_id, id).await?;
+    outbox::redeliver(&app.store, user_id, delivery_id).await?;
+    app.wake.notify_waiters();
+    Ok(())
+}
+
+/// Sends again every failed delivery of a webhook since `since` (`Y-m-d H:i:s` in the
+/// account's time zone); how many.
+pub async fn redeliver_failed(
+    app: &App,
+    user_id: i64,
+    id: i64,
+    since: Option<&str>,
+) -> Result<u64> {
+    owned(app, user_id, id).await?;
+    let since = since.ok_or_else(|| ServiceError::Missing("since".into()))?;
+    let tz = accounts::settings(app, user_id).await?.time_zone();
+    let since = time::parse_local(since, &tz).map_err(|_| {
+        ServiceError::Invalid("since must be a date of format \"Y-m-d H:i:s\".".into())
+    })?;
+    let count = outbox::redeliver_failed(&app.store, user_id, id, since).await?;
+    app.wake.notify_waiters();
+    Ok(count)
 }

@@ -4,6 +4,7 @@
 //! reliability). Each step is a function tests can call; the loops only repeat them.
 
 pub mod phone;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ pub fn start(app: AppState, stop: CancellationToken) -> TaskTracker {
     if let Some(events) = app.take_events() {
         tracker.spawn(events_loop(app.clone(), events, stop.clone()));
     }
+    tracker.spawn(webhooks::run(app.clone(), stop.clone()));
     tracker.spawn(main_loop(app, stop, tracker.clone()));
     tracker
 }

@@ -93,7 +93,7 @@ pub async fn open(app: &App, phone: &Phone) -> Result<Channel, ServiceError> {
             .join(phone.id.to_string()),
         status_callback_url: callback,
         events: app.events.clone(),
-        http: app.http.clone(),
+        http: app.outbound.clone(),
     };
     Channel::open(&phone.adapter, &data, ctx).map_err(|e| ServiceError::Invalid(e.to_string()))
 }

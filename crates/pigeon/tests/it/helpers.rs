@@ -77,6 +77,8 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         public_url: Some(format!("http://{addr}")),
         data_dir: dir.path().join("data"),
         workers: false,
+        // Fake providers and webhook receivers listen on loopback.
+        allow_outbound_cidr: vec!["127.0.0.0/8".into()],
         ..Config::default()
     };
     configure(&mut config);
@@ -150,7 +152,27 @@ impl TestApp {
     pub async fn create(&self, path: &str, form: &[(&str, &str)]) -> i64 {
         let a = self.post(path, form).await;
         assert_eq!(a.status, 201, "{path}: {}", a.text);
-        a.ok().as_i64().expect("id")
+        created_id(&a)
+    }
+}
+
+/// The id a create answered: the response itself, or its `id` (a webhook's answer also
+/// carries its signing secret, shown only then).
+pub fn created_id(a: &Answer) -> i64 {
+    let response = a.ok();
+    match response.as_i64() {
+        Some(id) => id,
+        None => {
+            let secret = response["secret"].as_str().unwrap_or_default();
+            assert!(
+                secret.starts_with("whsec_"),
+                "no id nor secret in {}",
+                a.text
+            );
+            response["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("the new id is not an integer: {}", a.text))
+        }
     }
 }
 

@@ -452,12 +452,23 @@ async fn webhook_rows_never_show_a_secret() {
     assert_dates(&r, &["created_at", "updated_at"]);
     assert_keys(
         &r,
-        &["id", "id_user", "url", "type", "created_at", "updated_at"],
+        &[
+            "id",
+            "id_user",
+            "url",
+            "type",
+            "status",
+            "disabled_at",
+            "failing_since",
+            "created_at",
+            "updated_at",
+        ],
     );
     assert_eq!(
-        (text(&r, "url"), text(&r, "type")),
-        ("https://example.com/hook", "receive_sms")
+        (text(&r, "url"), text(&r, "type"), text(&r, "status")),
+        ("https://example.com/hook", "receive_sms", "enabled")
     );
+    assert!(r["disabled_at"].is_null() && r["failing_since"].is_null());
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod request;
 mod resources;
 mod scheduled;
 mod stats;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::Request;
@@ -45,6 +46,16 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/phone/{id}/status", post(phones::check_status))
         .route("/api/phone/{id}/status/force", post(phones::force_status))
+        .route("/api/webhook/{id}/deliveries", get(webhooks::deliveries))
+        .route("/api/webhook/{id}/attempts", get(webhooks::attempts))
+        .route(
+            "/api/webhook/{id}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route(
+            "/api/webhook/{id}/redeliver",
+            post(webhooks::redeliver_failed),
+        )
         .route("/api/{resource}", post(resources::create))
         .route(
             "/api/{resource}/{id}",

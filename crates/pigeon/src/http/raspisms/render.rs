@@ -21,14 +21,7 @@ impl Dates {
     }
 }
 
-/// Internal outbound states as RaspiSMS's `sended` statuses (one table, tested).
-pub fn sended_status(status: &str) -> &'static str {
-    match status {
-        "delivered" => "delivered",
-        "failed" | "undelivered" | "expired" => "failed",
-        _ => "unknown",
-    }
-}
+pub use crate::services::events::raspisms_status as sended_status;
 
 pub fn contact(c: &Contact, d: &Dates) -> Value {
     json!({
@@ -94,6 +87,9 @@ pub fn webhook(w: &Webhook, d: &Dates) -> Value {
         "id_user": w.user_id,
         "url": w.url,
         "type": w.kind,
+        "status": if w.disabled_at.is_some() { "disabled" } else { "enabled" },
+        "disabled_at": w.disabled_at.map(|t| d.at(t)),
+        "failing_since": w.failing_since.map(|t| d.at(t)),
         "created_at": d.at(w.created_at),
         "updated_at": d.at(w.updated_at),
     })
@@ -160,23 +156,4 @@ pub fn received(m: &Message, d: &Dates) -> Value {
         "created_at": d.at(m.created_at),
         "updated_at": d.at(m.updated_at),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sended_status;
-
-    #[test]
-    fn sended_statuses() {
-        for (internal, shown) in [
-            ("sent", "unknown"),
-            ("sending", "unknown"),
-            ("delivered", "delivered"),
-            ("failed", "failed"),
-            ("undelivered", "failed"),
-            ("expired", "failed"),
-        ] {
-            assert_eq!(sended_status(internal), shown, "{internal}");
-        }
-    }
 }

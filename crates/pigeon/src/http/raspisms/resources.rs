@@ -4,8 +4,9 @@
 //! `DELETE /api/{type}/{id}/` deletes (→ true).
 
 use axum::extract::{Path, State};
+use pigeon_core::settings::php_truthy;
 use pigeon_store::groups::{CONTACT_GROUPS, Kind, PHONE_GROUPS};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::envelope::{ApiError, Code, Reply};
 use super::form::Params;
@@ -95,7 +96,7 @@ async fn save(
     kind: Resource,
     id: Option<i64>,
     body: &Params,
-) -> Result<Result<i64, ServiceError>, ApiError> {
+) -> Result<Result<Value, ServiceError>, ApiError> {
     let name = text_param(body, "name")?;
     let name = name.as_deref();
     Ok(match (kind, id) {
@@ -143,22 +144,22 @@ async fn save(
                 .await
                 .map(|_| id)
         }
+        // The signing secret is shown once, at creation.
         (Resource::Webhook, None) => {
-            webhooks::create(
-                app,
-                user,
-                text_param(body, "url")?.as_deref(),
-                text_param(body, "type")?.as_deref(),
-            )
-            .await
+            let (url, kind) = (text_param(body, "url")?, text_param(body, "type")?);
+            return Ok(webhooks::create(app, user, url.as_deref(), kind.as_deref())
+                .await
+                .map(|(id, secret)| json!({ "id": id, "secret": secret })));
         }
         (Resource::Webhook, Some(id)) => {
             let (url, kind) = (text_param(body, "url")?, text_param(body, "type")?);
-            webhooks::update(app, user, id, url.as_deref(), kind.as_deref())
+            let enable = text_param(body, "enabled")?.is_some_and(|v| php_truthy(&v));
+            webhooks::update(app, user, id, url.as_deref(), kind.as_deref(), enable)
                 .await
                 .map(|_| id)
         }
-    })
+    }
+    .map(Value::from))
 }
 
 fn members(kind: Resource, body: &Params) -> Result<(Kind, Option<Vec<i64>>), ApiError> {

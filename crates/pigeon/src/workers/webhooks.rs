@@ -1,0 +1,247 @@
+//! The webhook delivery worker: claims due deliveries per webhook (at most
+//! `webhook_endpoint_concurrency` in flight for one webhook and `webhook_concurrency` overall, so
+//! a hanging endpoint never delays the others), POSTs them signed with Standard Webhooks
+//! headers, records every attempt, and retries on the configured schedule.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pigeon_core::time::Ts;
+use pigeon_core::{retry, signature};
+use pigeon_store::outbox::{self, Attempt, Delivery, Outcome};
+use pigeon_store::webhooks;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, AppState};
+use crate::services::ServiceError;
+
+/// How much of a response body an attempt keeps.
+const KEPT_BODY_BYTES: usize = 2048;
+/// A claimed delivery belongs to its attempt this long.
+const LEASE_MS: i64 = 5 * 60 * 1000;
+
+pub async fn run(app: AppState, stop: CancellationToken) {
+    let tick = Duration::from_millis(app.config.tick_ms.max(10));
+    if let Err(e) = outbox::reap(&app.store, Ts(i64::MAX)).await {
+        tracing::error!(error = %e, "interrupted webhook deliveries could not be requeued");
+    }
+    let mut inflight: JoinSet<i64> = JoinSet::new();
+    let mut per_hook: HashMap<i64, usize> = HashMap::new();
+    loop {
+        if stop.is_cancelled() {
+            break;
+        }
+        if let Err(e) = claim_due(&app, &mut inflight, &mut per_hook).await {
+            tracing::error!(error = %e, "webhook deliveries could not be claimed");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            Some(done) = inflight.join_next(), if !inflight.is_empty() => release(&mut per_hook, done),
+            _ = app.wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+    // Attempts under way finish (each is bounded by the request timeout).
+    while let Some(done) = inflight.join_next().await {
+        release(&mut per_hook, done);
+    }
+}
+
+fn release(per_hook: &mut HashMap<i64, usize>, done: Result<i64, tokio::task::JoinError>) {
+    if let Ok(hook) = done
+        && let Some(n) = per_hook.get_mut(&hook)
+    {
+        *n = n.saturating_sub(1);
+    }
+}
+
+async fn claim_due(
+    app: &AppState,
+    inflight: &mut JoinSet<i64>,
+    per_hook: &mut HashMap<i64, usize>,
+) -> Result<(), ServiceError> {
+    let now = Ts::now();
+    for hook in outbox::due_webhooks(&app.store, now).await? {
+        let global = app
+            .config
+            .webhook_concurrency
+            .max(1)
+            .saturating_sub(inflight.len());
+        let busy = per_hook.get(&hook).copied().unwrap_or(0);
+        let free = app
+            .config
+            .webhook_endpoint_concurrency
+            .max(1)
+            .saturating_sub(busy)
+            .min(global);
+        if free == 0 {
+            continue;
+        }
+        for delivery in
+            outbox::claim(&app.store, hook, now, Ts(now.0 + LEASE_MS), free as i64).await?
+        {
+            *per_hook.entry(hook).or_default() += 1;
+            let app = app.clone();
+            inflight.spawn(async move {
+                if let Err(e) = attempt(&app, &delivery).await {
+                    tracing::error!(delivery = delivery.id, error = %e, "webhook attempt not recorded");
+                }
+                delivery.webhook_id
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What the endpoint answered.
+struct Answer {
+    status: Option<u16>,
+    body: Option<String>,
+    error: Option<String>,
+    retry_after: Option<Duration>,
+    throttled: bool,
+    /// Retrying cannot help (the address is refused).
+    permanent: bool,
+}
+
+/// One attempt of one delivery, recorded with its outcome.
+pub async fn attempt(app: &App, d: &Delivery) -> Result<(), ServiceError> {
+    let started = Instant::now();
+    let at = Ts::now();
+    let answer = post(app, d, at).await?;
+    let duration_ms = started.elapsed().as_millis() as i64;
+    let succeeded = answer.status.is_some_and(|s| (200..300).contains(&s));
+    let outcome = if succeeded {
+        Outcome::Succeeded
+    } else if answer.permanent || d.attempts > app.config.webhook_retry_ms.len() as i64 {
+        Outcome::Failed
+    } else {
+        Outcome::Retry(next_attempt(app, d.attempts, &answer))
+    };
+    let attempt = Attempt {
+        at,
+        status_code: answer.status.map(i64::from),
+        duration_ms,
+        response_body: answer.body.as_deref(),
+        error: answer.error.as_deref(),
+        outcome,
+    };
+    let disable_after = app.config.webhook_disable_after_secs as i64 * 1000;
+    if outbox::record(&app.store, d, &attempt, disable_after).await? {
+        tracing::warn!(
+            webhook = d.webhook_id,
+            "webhook disabled after failing for too long"
+        );
+    }
+    Ok(())
+}
+
+/// The schedule's delay (±20 %), at least the throttle wait after a 429 or a timeout, and at
+/// least what `Retry-After` asked for (within twice the scheduled delay).
+fn next_attempt(app: &App, attempts: i64, answer: &Answer) -> Ts {
+    let schedule: Vec<Duration> = app
+        .config
+        .webhook_retry_ms
+        .iter()
+        .map(|ms| Duration::from_millis(*ms))
+        .collect();
+    let floor = if answer.throttled {
+        Duration::from_millis(app.config.webhook_throttle_ms)
+    } else {
+        Duration::ZERO
+    };
+    let mut wait = retry::delay(
+        &schedule,
+        attempts.max(1) as u32,
+        0.2,
+        rand::random::<f64>(),
+        floor,
+    );
+    if let Some(asked) = answer.retry_after {
+        wait = wait.max(asked.min(wait * 2));
+    }
+    Ts(Ts::now().0 + wait.as_millis() as i64)
+}
+
+async fn post(app: &App, d: &Delivery, at: Ts) -> Result<Answer, ServiceError> {
+    let hook = webhooks::get_any(&app.store, d.webhook_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let secret = app.key.open(&hook.secret_sealed)?;
+    let timestamp = at.0 / 1000;
+    let signed = signature::standard(&secret, &d.event_id, timestamp, d.body.as_bytes())
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let request = match app.outbound.post(&d.url) {
+        Ok(request) => request,
+        Err(blocked) => return Ok(refused(blocked.to_string())),
+    };
+    let response = request
+        .timeout(Duration::from_millis(app.config.webhook_timeout_ms))
+        .header("content-type", &d.content_type)
+        .header(
+            "user-agent",
+            concat!("Pigeon-Webhooks/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("webhook-id", &d.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signed)
+        .body(d.body.clone())
+        .send()
+        .await;
+    Ok(match response {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry::parse_retry_after(v, Ts::now().0 / 1000));
+            let body = read_some(response).await;
+            Answer {
+                status: Some(status),
+                body,
+                error: None,
+                retry_after,
+                throttled: status == 429,
+                permanent: false,
+            }
+        }
+        Err(e) if pigeon_channels::http_client::is_blocked_error(&e) => refused(e.to_string()),
+        Err(e) => {
+            let throttled = e.is_timeout();
+            Answer {
+                status: None,
+                body: None,
+                error: Some(e.without_url().to_string()),
+                retry_after: None,
+                throttled,
+                permanent: false,
+            }
+        }
+    })
+}
+
+fn refused(reason: String) -> Answer {
+    Answer {
+        status: None,
+        body: None,
+        error: Some(reason),
+        retry_after: None,
+        throttled: false,
+        permanent: true,
+    }
+}
+
+/// The start of a response body, without reading more of it than is kept.
+async fn read_some(mut response: reqwest::Response) -> Option<String> {
+    let mut kept = Vec::new();
+    while kept.len() < KEPT_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(KEPT_BODY_BYTES);
+    (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned())
+}
