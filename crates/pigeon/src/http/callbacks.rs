@@ -5,8 +5,8 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use pigeon_channels::{Adapter, Inbound};
@@ -27,27 +27,37 @@ pub fn router() -> Router<AppState> {
         .route("/callback/end_call/{id_phone}", any(end_call))
 }
 
-/// A callback request: its flat parameters (query then form body) and headers.
+/// A callback request of an authenticated account: its flat parameters (query then form body),
+/// headers and raw body.
 struct Callback {
+    user: User,
     params: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Bytes,
 }
 
-impl Callback {
-    fn new(uri: &Uri, headers: &HeaderMap, body: Bytes) -> Callback {
+impl FromRequest<AppState> for Callback {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, super::MAX_BODY_BYTES)
+            .await
+            .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
         let mut params: Vec<(String, String)> =
-            form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
                 .into_owned()
                 .collect();
-        let is_form = headers
+        let is_form = parts
+            .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if is_form {
             params.extend(form_urlencoded::parse(&body).into_owned());
         }
-        let headers = headers
+        let headers: Vec<(String, String)> = parts
+            .headers
             .iter()
             .filter_map(|(k, v)| {
                 v.to_str()
@@ -55,36 +65,44 @@ impl Callback {
                     .map(|v| (k.as_str().to_string(), v.to_string()))
             })
             .collect();
-        Callback {
+        let user = authenticate(app, &params, &headers).await?;
+        Ok(Callback {
+            user,
             params,
             headers,
             body,
-        }
+        })
     }
+}
 
+impl Callback {
     fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
 
-    async fn user(&self, app: &App) -> Result<User, Response> {
-        let key = self.param("api_key").map(str::to_string).or_else(|| {
-            self.headers
-                .iter()
-                .find(|(k, _)| k == "x-api-key")
-                .map(|(_, v)| v.clone())
-        });
-        let user = match key {
-            Some(key) => accounts::by_api_key(app, &key).await.ok().flatten(),
-            None => None,
-        };
-        user.filter(User::is_active).ok_or_else(|| {
-            let body = json!({"error": "Invalid API key. You must provide a valid GET or POST api_key param."});
-            (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
-        })
-    }
+/// The key in `api_key` (query or form) or `X-Api-Key`; RaspiSMS's own 401 body otherwise.
+async fn authenticate(
+    app: &App,
+    params: &[(String, String)],
+    headers: &[(String, String)],
+) -> Result<User, Response> {
+    let key = params
+        .iter()
+        .find(|(k, _)| k == "api_key")
+        .or_else(|| headers.iter().find(|(k, _)| k == "x-api-key"))
+        .map(|(_, v)| v.as_str());
+    let user = match key {
+        Some(key) => accounts::by_api_key(app, key).await.ok().flatten(),
+        None => None,
+    };
+    user.filter(User::is_active).ok_or_else(|| {
+        let body = json!({"error": "Invalid API key. You must provide a valid GET or POST api_key param."});
+        (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    })
 }
 
 fn done() -> Response {
@@ -101,18 +119,8 @@ async fn phone(app: &App, user: &User, id: &str) -> Option<Phone> {
     phones::get(&app.store, user.id, id).await.ok().flatten()
 }
 
-async fn status(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cb = Callback::new(&uri, &headers, body);
-    let user = match cb.user(&app).await {
-        Ok(user) => user,
-        Err(refused) => return refused,
-    };
+async fn status(State(app): State<AppState>, Path(name): Path<String>, cb: Callback) -> Response {
+    let user = &cb.user;
     let Some(adapter) = adapter(&name) else {
         tracing::info!(adapter = %name, "status callback for an unknown adapter");
         return done();
@@ -137,15 +145,9 @@ async fn status(
 async fn reception(
     State(app): State<AppState>,
     Path((name, id_phone)): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    cb: Callback,
 ) -> Response {
-    let cb = Callback::new(&uri, &headers, body);
-    let user = match cb.user(&app).await {
-        Ok(user) => user,
-        Err(refused) => return refused,
-    };
+    let user = &cb.user;
     let (Some(adapter), Some(phone)) = (adapter(&name), phone(&app, &user, &id_phone).await) else {
         tracing::info!(adapter = %name, "reception callback for an unknown adapter or phone");
         return done();
@@ -185,15 +187,9 @@ async fn receive(
 async fn inbound_call(
     State(app): State<AppState>,
     Path(id_phone): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    cb: Callback,
 ) -> Response {
-    let cb = Callback::new(&uri, &headers, body);
-    let user = match cb.user(&app).await {
-        Ok(user) => user,
-        Err(refused) => return refused,
-    };
+    let user = &cb.user;
     let Some(phone) = phone(&app, &user, &id_phone).await else {
         return done();
     };
@@ -223,15 +219,9 @@ async fn inbound_call(
 async fn end_call(
     State(app): State<AppState>,
     Path(id_phone): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    cb: Callback,
 ) -> Response {
-    let cb = Callback::new(&uri, &headers, body);
-    let user = match cb.user(&app).await {
-        Ok(user) => user,
-        Err(refused) => return refused,
-    };
+    let user = &cb.user;
     let Some(phone) = phone(&app, &user, &id_phone).await else {
         return done();
     };

@@ -89,10 +89,22 @@ async fn list(app: &App, user: i64, kind: &str, page: Page) -> Result<Reply, Api
     let rows = entries(app, user, kind, page, &dates)
         .await
         .map_err(|e| ApiError::from_service(e, Code::InvalidParameter))?;
-    let ids: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
     let link =
         |cursor: &str, id: i64| format!("{}/api/list/{kind}/{cursor}/{id}/", app.public_base);
-    let cursor = !matches!(page, Page::Number(_));
+    let page_link = |n: i64| format!("{}/api/list/{kind}/{n}/", app.public_base);
+    Ok(paged(rows, page, link, page_link))
+}
+
+/// A list answer with RaspiSMS's links: `next` (`after` the last row) when a full page came
+/// back or after a `before` page, `prev` (`before` the first row) after the first page and on
+/// cursor pages; an empty numbered page points back to the page before it.
+pub(super) fn paged(
+    rows: Vec<Value>,
+    page: Page,
+    link: impl Fn(&str, i64) -> String,
+    page_link: impl Fn(i64) -> String,
+) -> Reply {
+    let ids: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
     let next = match (ids.last(), page) {
         (Some(last), Page::Before(_)) => Some(link("after", *last)),
         (Some(last), _) if ids.len() as i64 == PAGE_SIZE => Some(link("after", *last)),
@@ -100,17 +112,15 @@ async fn list(app: &App, user: i64, kind: &str, page: Page) -> Result<Reply, Api
     };
     let prev = match (ids.first(), page) {
         (Some(first), Page::Number(n)) if n > 0 => Some(link("before", *first)),
-        (None, Page::Number(n)) if n > 0 => {
-            Some(format!("{}/api/list/{kind}/{}/", app.public_base, n - 1))
-        }
-        (Some(first), _) if cursor => Some(link("before", *first)),
+        (None, Page::Number(n)) if n > 0 => Some(page_link(n - 1)),
+        (Some(first), Page::After(_) | Page::Before(_)) => Some(link("before", *first)),
         _ => None,
     };
-    Ok(Reply {
+    Reply {
         response: Value::Array(rows),
         next,
         prev,
-    })
+    }
 }
 
 type Rows = Result<Vec<Value>, ServiceError>;

@@ -7,10 +7,11 @@
 //! - `POST /api/webhook/{id}/redeliver/` with `since` (`Y-m-d H:i:s`): every failed delivery
 
 use axum::extract::{Path, State};
-use pigeon_store::{PAGE_SIZE, Page};
+use pigeon_store::Page;
 use serde_json::{Value, json};
 
 use super::envelope::{ApiError, Code, Reply};
+use super::list::paged;
 use super::render::Dates;
 use super::request::{RaspiRequest, parse_id};
 use crate::app::{App, AppState};
@@ -45,25 +46,11 @@ fn page(req: &RaspiRequest) -> Result<Page, ApiError> {
     )
 }
 
-/// A list answer with cursor links, as the RaspiSMS lists have.
+/// A list answer with RaspiSMS's links, as query parameters of `path`.
 fn listed(app: &App, path: &str, rows: Vec<Value>, page: Page) -> Reply {
-    let ids: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
     let link = |cursor: &str, id: i64| format!("{}{path}?{cursor}={id}", app.public_base);
-    let next = match (ids.last(), page) {
-        (Some(last), Page::Before(_)) => Some(link("after", *last)),
-        (Some(last), _) if ids.len() as i64 == PAGE_SIZE => Some(link("after", *last)),
-        _ => None,
-    };
-    let prev = match (ids.first(), page) {
-        (Some(first), Page::Number(n)) if n > 0 => Some(link("before", *first)),
-        (Some(first), Page::After(_) | Page::Before(_)) => Some(link("before", *first)),
-        _ => None,
-    };
-    Reply {
-        response: Value::Array(rows),
-        next,
-        prev,
-    }
+    let page_link = |n: i64| format!("{}{path}?page={n}", app.public_base);
+    paged(rows, page, link, page_link)
 }
 
 pub async fn deliveries(
