@@ -148,7 +148,7 @@ async fn reception(
     cb: Callback,
 ) -> Response {
     let user = &cb.user;
-    let (Some(adapter), Some(phone)) = (adapter(&name), phone(&app, &user, &id_phone).await) else {
+    let (Some(adapter), Some(phone)) = (adapter(&name), phone(&app, user, &id_phone).await) else {
         tracing::info!(adapter = %name, "reception callback for an unknown adapter or phone");
         return done();
     };
@@ -190,7 +190,7 @@ async fn inbound_call(
     cb: Callback,
 ) -> Response {
     let user = &cb.user;
-    let Some(phone) = phone(&app, &user, &id_phone).await else {
+    let Some(phone) = phone(&app, user, &id_phone).await else {
         return done();
     };
     if !pigeon_channels::find(&phone.adapter).is_some_and(|a| a.capabilities.inbound_calls) {
@@ -222,7 +222,7 @@ async fn end_call(
     cb: Callback,
 ) -> Response {
     let user = &cb.user;
-    let Some(phone) = phone(&app, &user, &id_phone).await else {
+    let Some(phone) = phone(&app, user, &id_phone).await else {
         return done();
     };
     let tz = accounts::settings(&app, user.id)
