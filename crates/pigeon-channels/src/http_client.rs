@@ -295,6 +295,24 @@ pub fn is_blocked_error(e: &reqwest::Error) -> bool {
     false
 }
 
+/// A request error with its causes (reqwest's own text hides them: a refused address, a
+/// timeout), without the URL, which may carry credentials.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
+    if let Some(url) = e.url() {
+        message = message
+            .replace(&format!(" for url ({url})"), "")
+            .replace(&format!(" ({url})"), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,13 +154,7 @@ impl Kannel {
                 self.timeout.as_millis()
             ));
         }
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let message = crate::http_client::describe(&e);
         if e.is_builder() {
             SendError::Permanent(format!("cannot build the Kannel request: {message}"))
         } else if e.is_connect() {

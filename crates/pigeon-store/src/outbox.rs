@@ -263,15 +263,21 @@ pub async fn attempts(
         .await
 }
 
-/// Sends one delivery of the user again, whatever became of it.
-pub async fn redeliver(store: &Store, user_id: i64, delivery_id: i64) -> Result<()> {
+/// Sends one delivery of the user's webhook again, whatever became of it.
+pub async fn redeliver(
+    store: &Store,
+    user_id: i64,
+    webhook_id: i64,
+    delivery_id: i64,
+) -> Result<()> {
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, lease_until = NULL, updated_at = $1 \
-         WHERE id = $2 AND user_id = $3 AND status <> 'sending'",
+         WHERE id = $2 AND user_id = $3 AND webhook_id = $4 AND status <> 'sending'",
     )
     .bind(Ts::now().0)
     .bind(delivery_id)
     .bind(user_id)
+    .bind(webhook_id)
     .execute(store.w())
     .await?;
     found(done.rows_affected())

@@ -126,7 +126,7 @@ pub async fn attempts(app: &App, user_id: i64, id: i64, page: Page) -> Result<Ve
 /// Sends one delivery again, whatever became of it.
 pub async fn redeliver(app: &App, user_id: i64, id: i64, delivery_id: i64) -> Result<()> {
     owned(app, user_id, id).await?;
-    outbox::redeliver(&app.store, user_id, delivery_id).await?;
+    outbox::redeliver(&app.store, user_id, id, delivery_id).await?;
     app.wake.notify_waiters();
     Ok(())
 }

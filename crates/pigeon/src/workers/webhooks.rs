@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use pigeon_channels::http_client;
 use pigeon_core::time::Ts;
 use pigeon_core::{retry, signature};
 use pigeon_store::outbox::{self, Attempt, Delivery, Outcome};
@@ -209,13 +210,13 @@ async fn post(app: &App, d: &Delivery, at: Ts) -> Result<Answer, ServiceError> {
                 permanent: false,
             }
         }
-        Err(e) if pigeon_channels::http_client::is_blocked_error(&e) => refused(e.to_string()),
+        Err(e) if http_client::is_blocked_error(&e) => refused(http_client::describe(&e)),
         Err(e) => {
             let throttled = e.is_timeout();
             Answer {
                 status: None,
                 body: None,
-                error: Some(e.without_url().to_string()),
+                error: Some(http_client::describe(&e)),
                 retry_after: None,
                 throttled,
                 permanent: false,

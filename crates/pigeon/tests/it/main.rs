@@ -14,3 +14,4 @@ mod raspisms_scheduled;
 mod raspisms_seed;
 mod raspisms_stats;
 mod sending;
+mod webhooks;

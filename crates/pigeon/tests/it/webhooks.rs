@@ -1,0 +1,1671 @@
+//! Webhooks end to end (issue 4), with the workers running and time shrunk by configuration:
+//! a receiver on 127.0.0.1:0 that records every request and can switch its answer mid-test
+//! checks both signatures of everything Pigeon sends — RaspiSMS's (lowercase hex HMAC-SHA256 of
+//! `webhook_random_id` keyed with the API key, written here from the seed alone) and Standard
+//! Webhooks' (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` keyed with the decoded
+//! `whsec_` secret) — and the exact body of each of the five types. Then the engine: retries on
+//! the schedule, 429 / `Retry-After` and timeouts, redirects not followed, disabling, redelivery,
+//! the SSRF guard, a hanging endpoint that does not slow another, the `webhook` setting, and a
+//! SIGKILL of the real server with undelivered events.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use pigeon::config::Config;
+use pigeon::services::reliability;
+use pigeon_core::time::Ts;
+use pigeon_store::messages::{self, NewMessage};
+use serde_json::Value;
+use sha2::Sha256;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{TestApp, answer, poll, spawn_with, sql_at};
+
+type HmacSha256 = Hmac<Sha256>;
+
+const WAIT: Duration = Duration::from_secs(5);
+const NUMBER: &str = "+33612345678";
+/// The five form fields of every RaspiSMS webhook, sorted.
+const FORM_FIELDS: [&str; 5] = [
+    "body",
+    "webhook_random_id",
+    "webhook_signature",
+    "webhook_timestamp",
+    "webhook_type",
+];
+
+// ---------------------------------------------------------------------------------------------
+// The receiver.
+
+/// What the receiver answers to one request.
+#[derive(Debug, Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    /// Waits this long before answering (a hanging endpoint).
+    delay: Duration,
+}
+
+impl Reply {
+    fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: format!("answered {status}"),
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    fn body(mut self, body: String) -> Reply {
+        self.body = body;
+        self
+    }
+
+    fn delay(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Hit {
+    /// When it arrived.
+    at: Instant,
+    /// Wall clock at arrival, Unix seconds.
+    unix: i64,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+    /// The status it was answered with (or was going to be, if the client gave up).
+    answered: u16,
+}
+
+impl Hit {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn webhook_id(&self) -> String {
+        self.header("webhook-id").unwrap_or_default().to_string()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ReceiverState {
+    hits: Mutex<Vec<Hit>>,
+    /// Answers used first, one per request, in order.
+    script: Mutex<VecDeque<Reply>>,
+    /// The answer once the script is used up; the test switches it mid-test.
+    default: Mutex<Option<Reply>>,
+    /// Requests answered (after their delay).
+    answered: AtomicUsize,
+}
+
+/// An axum server on 127.0.0.1:0 that records every request (headers and raw body) and answers
+/// what the test tells it to.
+#[derive(Debug, Clone)]
+struct Receiver {
+    base: String,
+    state: Arc<ReceiverState>,
+}
+
+impl Receiver {
+    async fn start(status: u16) -> Receiver {
+        Receiver::start_on("127.0.0.1:0", status).await
+    }
+
+    async fn start_on(addr: &str, status: u16) -> Receiver {
+        let state = Arc::new(ReceiverState::default());
+        *state.default.lock().expect("lock") = Some(Reply::status(status));
+        let router = axum::Router::new()
+            .fallback(receive)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Receiver {
+            base: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+
+    /// The answer from now on (once the script is used up).
+    fn answer(&self, reply: Reply) {
+        *self.state.default.lock().expect("lock") = Some(reply);
+    }
+
+    fn set_status(&self, status: u16) {
+        self.answer(Reply::status(status));
+    }
+
+    /// Answers used first, in order, one per request.
+    fn script(&self, replies: Vec<Reply>) {
+        self.state.script.lock().expect("lock").extend(replies);
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.state.hits.lock().expect("lock").clone()
+    }
+
+    fn count(&self) -> usize {
+        self.state.hits.lock().expect("lock").len()
+    }
+
+    fn answered(&self) -> usize {
+        self.state.answered.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` requests arrived; all of them.
+    async fn wait_hits(&self, n: usize) -> Vec<Hit> {
+        let found = poll(WAIT, || async {
+            let hits = self.hits();
+            (hits.len() >= n).then_some(hits)
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "{} requests, expected {n}: {:?}",
+                self.count(),
+                paths(&self.hits())
+            )
+        })
+    }
+}
+
+fn paths(hits: &[Hit]) -> Vec<(String, u16, String)> {
+    hits.iter()
+        .map(|h| (h.path.clone(), h.answered, h.webhook_id()))
+        .collect()
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reply = match state.script.lock().expect("lock").pop_front() {
+        Some(reply) => reply,
+        None => state
+            .default
+            .lock()
+            .expect("lock")
+            .clone()
+            .unwrap_or_else(|| Reply::status(200)),
+    };
+    state.hits.lock().expect("lock").push(Hit {
+        at: Instant::now(),
+        unix: jiff::Timestamp::now().as_second(),
+        method,
+        path: uri.path().to_string(),
+        headers,
+        body,
+        answered: reply.status,
+    });
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    state.answered.fetch_add(1, Ordering::SeqCst);
+    let status = StatusCode::from_u16(reply.status).expect("status");
+    let mut response = (status, reply.body).into_response();
+    for (name, value) in reply.headers {
+        response.headers_mut().insert(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(&value).expect("header value"),
+        );
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Both signatures, checked as a receiver would.
+
+/// A webhook that passed every check.
+#[derive(Debug, Clone)]
+struct Verified {
+    kind: String,
+    random_id: String,
+    body: Value,
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(data);
+    mac
+}
+
+/// RaspiSMS's `webhook_signature`, from the seed: "une signature HMAC SHA-256 du
+/// webhook_random_id, signé avec votre clé API" (`hash_hmac`, lowercase hex).
+fn raspisms_signature(random_id: &str, api_key: &str) -> String {
+    hmac_sha256(api_key.as_bytes(), random_id.as_bytes())
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether a `webhook-signature` header carries a `v1` entry that matches (Standard Webhooks:
+/// any of the space-separated entries may; compared in constant time).
+fn standard_signature_ok(header: &str, secret: &str, id: &str, ts: &str, body: &[u8]) -> bool {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
+        .expect("the secret is base64");
+    let mut signed = format!("{id}.{ts}.").into_bytes();
+    signed.extend_from_slice(body);
+    header.split_whitespace().any(|entry| {
+        entry
+            .strip_prefix("v1,")
+            .and_then(|b64| STANDARD.decode(b64).ok())
+            .is_some_and(|sig| hmac_sha256(&key, &signed).verify_slice(&sig).is_ok())
+    })
+}
+
+/// Checks one request against both contracts and returns what it carried.
+fn verify(hit: &Hit, api_key: &str, secret: &str) -> Verified {
+    let at = format!("{} {}", hit.path, hit.webhook_id());
+    assert_eq!(hit.method, Method::POST, "{at}");
+    assert!(
+        hit.header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")),
+        "{at}: content-type {:?}",
+        hit.header("content-type")
+    );
+    let form: Vec<(String, String)> = form_urlencoded::parse(&hit.body).into_owned().collect();
+    let mut names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names, FORM_FIELDS,
+        "{at}: exactly the five fields, once each"
+    );
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+
+    // RaspiSMS: `<unix>-<32 hex>`, its timestamp, its signature.
+    let random_id = field("webhook_random_id");
+    let (unix, random) = random_id
+        .split_once('-')
+        .unwrap_or_else(|| panic!("{at}: webhook_random_id {random_id:?}"));
+    let unix: i64 = unix
+        .parse()
+        .unwrap_or_else(|_| panic!("{at}: webhook_random_id {random_id:?}"));
+    assert!(
+        random.len() == 32
+            && random
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{at}: webhook_random_id {random_id:?} is not <unix>-<32 hex>"
+    );
+    let timestamp: i64 = field("webhook_timestamp")
+        .parse()
+        .unwrap_or_else(|_| panic!("{at}: webhook_timestamp {:?}", field("webhook_timestamp")));
+    assert!(
+        (timestamp - unix).abs() <= 1,
+        "{at}: timestamp {timestamp}, id {random_id}"
+    );
+    assert!(
+        timestamp <= hit.unix + 1 && timestamp > hit.unix - 120,
+        "{at}: webhook_timestamp {timestamp} received at {}",
+        hit.unix
+    );
+    assert_eq!(
+        field("webhook_signature"),
+        raspisms_signature(&random_id, api_key),
+        "{at}: RaspiSMS signature (HMAC-SHA256 of the random id keyed with the API key)"
+    );
+
+    // Standard Webhooks: the id is RaspiSMS's random id, the timestamp this attempt's.
+    assert_eq!(
+        hit.header("webhook-id"),
+        Some(random_id.as_str()),
+        "{at}: webhook-id"
+    );
+    let ts = hit.header("webhook-timestamp").unwrap_or_default();
+    let ts_value: i64 = ts
+        .parse()
+        .unwrap_or_else(|_| panic!("{at}: webhook-timestamp {ts:?}"));
+    assert!(
+        (ts_value - hit.unix).abs() <= 300,
+        "{at}: webhook-timestamp {ts_value} is not this attempt's time {}",
+        hit.unix
+    );
+    let signature = hit.header("webhook-signature").unwrap_or_default();
+    assert!(
+        standard_signature_ok(signature, secret, &random_id, ts, &hit.body),
+        "{at}: Standard Webhooks signature {signature:?} does not verify"
+    );
+
+    let kind = field("webhook_type");
+    let body = serde_json::from_str(&field("body"))
+        .unwrap_or_else(|e| panic!("{at}: body is not JSON ({e}): {:?}", field("body")));
+    Verified {
+        kind,
+        random_id,
+        body,
+    }
+}
+
+/// Verifies every request a receiver got; what they carried.
+fn verify_all(rx: &Receiver, api_key: &str, secret: &str) -> Vec<Verified> {
+    rx.hits()
+        .iter()
+        .map(|h| verify(h, api_key, secret))
+        .collect()
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn sorted(fields: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+    out.sort();
+    out
+}
+
+/// Unix seconds of a `Y-m-d H:i:s` date in UTC (the account's default zone).
+fn utc(text: &str) -> i64 {
+    jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", text)
+        .unwrap_or_else(|e| panic!("{text:?} is not Y-m-d H:i:s: {e}"))
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .expect("zoned")
+        .timestamp()
+        .as_second()
+}
+
+fn assert_recent(text: &Value) {
+    let at = utc(text
+        .as_str()
+        .unwrap_or_else(|| panic!("not a date: {text}")));
+    let now = jiff::Timestamp::now().as_second();
+    assert!((now - at).abs() <= 30, "{text} is not now ({now})");
+}
+
+fn format_utc(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .expect("ts")
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pigeon's side.
+
+/// Workers on, ticking fast, webhook time shrunk; `more` configures further.
+async fn server(more: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_with(|c| {
+        c.workers = true;
+        c.tick_ms = 50;
+        c.read_interval_secs = 1;
+        c.webhook_retry_ms = vec![100, 100, 100];
+        c.webhook_throttle_ms = 200;
+        c.webhook_timeout_ms = 2_000;
+        more(c);
+    })
+    .await
+}
+
+/// Creates a webhook through the API: its id and its signing secret.
+async fn create_webhook(t: &TestApp, url: &str, kind: &str) -> (i64, String) {
+    let a = t
+        .post("/api/webhook/", &[("url", url), ("type", kind)])
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let response = a.ok();
+    let id = response["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{}", a.text));
+    let secret = response["secret"].as_str().unwrap_or_default().to_string();
+    assert!(secret.starts_with("whsec_"), "{}", a.text);
+    (id, secret)
+}
+
+async fn test_phone(t: &TestApp) -> i64 {
+    t.create("/api/phone/", &[("name", "test"), ("adapter", "test")])
+        .await
+}
+
+/// Injects an inbound SMS on a test phone through its reception callback.
+async fn inject(t: &TestApp, phone: i64, origin: &str, text: &str) {
+    let a = answer(
+        t.client
+            .post(t.url(&format!(
+                "/callback/reception/test/{phone}/?api_key={}",
+                t.key
+            )))
+            .form(&[("origin", origin), ("text", text)]),
+    )
+    .await;
+    assert_eq!((a.status, a.text.as_str()), (200, ""), "reception callback");
+}
+
+fn rows(a: &crate::helpers::Answer) -> Vec<Value> {
+    a.ok().as_array().cloned().unwrap_or_default()
+}
+
+async fn deliveries(t: &TestApp, hook: i64) -> Vec<Value> {
+    rows(&t.get(&format!("/api/webhook/{hook}/deliveries/")).await)
+}
+
+async fn attempts(t: &TestApp, hook: i64) -> Vec<Value> {
+    rows(&t.get(&format!("/api/webhook/{hook}/attempts/")).await)
+}
+
+/// Waits until the webhook's deliveries satisfy `done`; them.
+async fn wait_deliveries(t: &TestApp, hook: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let found = poll(WAIT, || async {
+        let rows = deliveries(t, hook).await;
+        done(&rows).then_some(rows)
+    })
+    .await;
+    match found {
+        Some(rows) => rows,
+        None => panic!(
+            "webhook {hook}: deliveries {:#?}\nattempts {:#?}",
+            deliveries(t, hook).await,
+            attempts(t, hook).await
+        ),
+    }
+}
+
+fn all_status(rows: &[Value], n: usize, status: &str) -> bool {
+    rows.len() == n && rows.iter().all(|r| r["status"] == status)
+}
+
+async fn webhook_row(t: &TestApp, hook: i64) -> Value {
+    t.list("webhook")
+        .await
+        .into_iter()
+        .find(|w| w["id"] == hook)
+        .unwrap_or(Value::Null)
+}
+
+/// A message sent by phone `phone` (for the reliability check), `minutes_ago`.
+async fn sent(t: &TestApp, phone: i64, status: &str, minutes_ago: i64) {
+    let m = NewMessage {
+        user_id: t.user_id,
+        phone_id: Some(phone),
+        direction: "outbound",
+        destination: Some(NUMBER.into()),
+        text: "x".into(),
+        status: status.into(),
+        at: Ts::now().minus_millis(minutes_ago * 60_000),
+        ..Default::default()
+    };
+    messages::insert(&t.app.store, &m).await.expect("message");
+}
+
+/// The `sended` row of a campaign, once it is there.
+async fn sended_of(t: &TestApp, campaign: i64) -> Value {
+    let found = poll(WAIT, || async {
+        t.sended()
+            .await
+            .into_iter()
+            .find(|r| r["originating_scheduled"] == campaign)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("campaign {campaign} not sent"))
+}
+
+fn int(v: &Value, field: &str) -> i64 {
+    v[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no integer {field} in {v}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 0. The receiver's own checks against published vectors.
+
+#[test]
+fn the_receivers_checks_match_published_vectors() {
+    // RFC 4231 test case 2.
+    assert_eq!(
+        raspisms_signature("what do ya want for nothing?", "Jefe"),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    // The Standard Webhooks reference libraries' example.
+    let body = br#"{"email":"test@example.com","username":"test_user"}"#;
+    let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let header = "v0,abc v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
+    let id = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
+    assert!(standard_signature_ok(
+        header,
+        secret,
+        id,
+        "1649367553",
+        body
+    ));
+    assert!(!standard_signature_ok(
+        header,
+        secret,
+        id,
+        "1649367554",
+        body
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The five types, end to end, with their exact bodies.
+
+#[tokio::test]
+async fn send_sms_and_status_change_have_raspisms_bodies_and_a_change_fires_once() {
+    let t = server(|_| {}).await;
+    let rx_send = Receiver::start(200).await;
+    let rx_status = Receiver::start(200).await;
+    let (send_hook, send_secret) = create_webhook(&t, &rx_send.url("/send"), "send_sms").await;
+    let (status_hook, status_secret) =
+        create_webhook(&t, &rx_status.url("/status"), "send_sms_status_change").await;
+    let sim = t
+        .create(
+            "/api/phone/",
+            &[
+                ("name", "sim"),
+                ("adapter", "simulator"),
+                ("adapter_data[dlr]", "0"),
+            ],
+        )
+        .await;
+    let test = test_phone(&t).await;
+
+    // A tagged campaign through the simulator.
+    let sim_id = sim.to_string();
+    let campaign = t
+        .create(
+            "/api/scheduled/",
+            &[
+                ("text", "Bonjour webhook"),
+                ("numbers", NUMBER),
+                ("id_phone", &sim_id),
+                ("tag", "promo-2026"),
+            ],
+        )
+        .await;
+    let row = sended_of(&t, campaign).await;
+    rx_send.wait_hits(1).await;
+    let got = verify_all(&rx_send, &t.key, &send_secret);
+    assert_eq!(got.len(), 1, "{:?}", paths(&rx_send.hits()));
+    assert_eq!(got[0].kind, "send_sms");
+    let body = &got[0].body;
+    assert_eq!(
+        keys(body),
+        sorted(&[
+            "id",
+            "at",
+            "status",
+            "text",
+            "destination",
+            "origin",
+            "mms",
+            "medias",
+            "originating_scheduled",
+            "tag"
+        ]),
+        "{body}"
+    );
+    assert_eq!(body["id"], row["id"], "{body}");
+    assert_recent(&body["at"]);
+    assert_eq!(body["status"], "unknown");
+    assert_eq!(body["text"], "Bonjour webhook");
+    assert_eq!(body["destination"], NUMBER);
+    assert_eq!(
+        body["origin"], sim,
+        "RaspiSMS puts the phone's id in origin"
+    );
+    assert_eq!(body["mms"], false);
+    assert_eq!(body["medias"], serde_json::json!([]));
+    assert_eq!(body["originating_scheduled"], campaign);
+    assert_eq!(body["tag"], "promo-2026");
+    let d = wait_deliveries(&t, send_hook, |r| all_status(r, 1, "succeeded")).await;
+    assert_eq!(d[0]["event_id"], got[0].random_id.as_str());
+    assert_eq!(d[0]["type"], "send_sms");
+
+    // An untagged one through the test phone, then its delivery report, twice.
+    let test_id = test.to_string();
+    let campaign = t
+        .create(
+            "/api/scheduled/",
+            &[
+                ("text", "Second"),
+                ("numbers", NUMBER),
+                ("id_phone", &test_id),
+            ],
+        )
+        .await;
+    let row = sended_of(&t, campaign).await;
+    rx_send.wait_hits(2).await;
+    let got = verify_all(&rx_send, &t.key, &send_secret);
+    let body = &got[1].body;
+    assert_eq!(body["id"], row["id"], "{body}");
+    assert_eq!(body["origin"], test);
+    assert_eq!(body["status"], "unknown");
+    assert!(
+        body["tag"].is_null() || body["tag"] == "",
+        "no tag: empty or null, {body}"
+    );
+    assert!(
+        rx_status.hits().is_empty(),
+        "no report yet, no status change: {:?}",
+        paths(&rx_status.hits())
+    );
+    let uid = row["uid"].as_str().expect("uid").to_string();
+    for _ in 0..2 {
+        let a = t
+            .get(&format!(
+                "/callback/status/test/?api_key={}&uid={uid}&status=delivered",
+                t.key
+            ))
+            .await;
+        assert_eq!((a.status, a.text.as_str()), (200, ""));
+    }
+    // The callback applies the report before answering: the outbox is written by now.
+    let d = deliveries(&t, status_hook).await;
+    assert_eq!(d.len(), 1, "a duplicated report is not a change: {d:#?}");
+    rx_status.wait_hits(1).await;
+    wait_deliveries(&t, status_hook, |r| all_status(r, 1, "succeeded")).await;
+    let got = verify_all(&rx_status, &t.key, &status_secret);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, "send_sms_status_change");
+    assert_eq!(keys(&got[0].body), sorted(&["id", "status"]));
+    assert_eq!(got[0].body["id"], row["id"]);
+    assert_eq!(got[0].body["status"], "delivered");
+    assert_eq!(rx_send.count(), 2, "send_sms only once per attempt");
+}
+
+#[tokio::test]
+async fn a_failed_send_fires_send_sms_with_status_failed() {
+    let t = server(|c| c.max_tries = 1).await;
+    let rx = Receiver::start(200).await;
+    let (_, secret) = create_webhook(&t, &rx.url("/"), "send_sms").await;
+    let sim = t
+        .create(
+            "/api/phone/",
+            &[
+                ("name", "broken"),
+                ("adapter", "simulator"),
+                ("adapter_data[success_rate]", "0"),
+                ("adapter_data[failure]", "permanent"),
+            ],
+        )
+        .await;
+    let campaign = t
+        .create(
+            "/api/scheduled/",
+            &[("text", "Échec"), ("numbers", NUMBER), ("tag", "t")],
+        )
+        .await;
+    let row = sended_of(&t, campaign).await;
+    rx.wait_hits(1).await;
+    let got = verify_all(&rx, &t.key, &secret);
+    assert_eq!(got.len(), 1, "{:?}", paths(&rx.hits()));
+    let body = &got[0].body;
+    assert_eq!(got[0].kind, "send_sms");
+    assert_eq!(
+        keys(body),
+        sorted(&[
+            "id",
+            "at",
+            "status",
+            "text",
+            "destination",
+            "origin",
+            "mms",
+            "medias",
+            "originating_scheduled",
+            "tag"
+        ])
+    );
+    assert_eq!(body["status"], "failed", "{body}");
+    assert_eq!(body["id"], row["id"]);
+    assert_eq!(body["origin"], sim);
+    assert_eq!(body["destination"], NUMBER);
+    assert_eq!(body["text"], "Échec");
+    assert_eq!(body["originating_scheduled"], campaign);
+    assert_eq!(body["tag"], "t");
+}
+
+#[tokio::test]
+async fn receive_sms_inbound_call_and_phone_reliability_have_raspisms_bodies() {
+    let t = server(|_| {}).await;
+    let rx_sms = Receiver::start(200).await;
+    let rx_call = Receiver::start(200).await;
+    let rx_rel = Receiver::start(200).await;
+    let (_, sms_secret) = create_webhook(&t, &rx_sms.url("/sms"), "receive_sms").await;
+    let (_, call_secret) = create_webhook(&t, &rx_call.url("/call"), "inbound_call").await;
+    let (_, rel_secret) = create_webhook(&t, &rx_rel.url("/rel"), "phone_reliability").await;
+    let phone = test_phone(&t).await;
+
+    // receive_sms
+    inject(&t, phone, NUMBER, "Bonjour Pigeon").await;
+    rx_sms.wait_hits(1).await;
+    let got = verify_all(&rx_sms, &t.key, &sms_secret);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, "receive_sms");
+    let body = &got[0].body;
+    assert_eq!(
+        keys(body),
+        sorted(&[
+            "id",
+            "at",
+            "text",
+            "destination",
+            "origin",
+            "command",
+            "mms",
+            "medias"
+        ]),
+        "{body}"
+    );
+    let received = t.received().await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(body["id"], received[0]["id"]);
+    assert_eq!(body["at"], received[0]["at"]);
+    assert_recent(&body["at"]);
+    assert_eq!(body["text"], "Bonjour Pigeon");
+    assert_eq!(
+        body["destination"], phone,
+        "RaspiSMS puts the phone's id in destination"
+    );
+    assert_eq!(body["origin"], NUMBER);
+    assert_eq!(body["command"], false);
+    assert_eq!(body["mms"], false);
+    assert_eq!(body["medias"], serde_json::json!([]));
+
+    // inbound_call
+    let a = answer(
+        t.client
+            .post(t.url(&format!(
+                "/callback/inbound_call/{phone}/?api_key={}",
+                t.key
+            )))
+            .form(&[
+                ("uid", "call-1"),
+                ("start", "2026-01-01 10:00:00"),
+                ("end", "2026-01-01 10:05:00"),
+                ("origin", NUMBER),
+            ]),
+    )
+    .await;
+    assert_eq!((a.status, a.text.as_str()), (200, ""));
+    let a = answer(
+        t.client
+            .post(t.url(&format!(
+                "/callback/inbound_call/{phone}/?api_key={}",
+                t.key
+            )))
+            .form(&[
+                ("uid", "call-2"),
+                ("start", "2026-01-01 11:00:00"),
+                ("origin", NUMBER),
+            ]),
+    )
+    .await;
+    assert_eq!((a.status, a.text.as_str()), (200, ""));
+    rx_call.wait_hits(2).await;
+    let calls = pigeon_store::calls::list(&t.app.store, t.user_id)
+        .await
+        .expect("calls");
+    let mut got = verify_all(&rx_call, &t.key, &call_secret);
+    assert_eq!(got.len(), 2);
+    got.sort_by_key(|v| v.body["uid"].as_str().unwrap_or_default().to_string());
+    for (v, (uid, start, end)) in got.iter().zip([
+        (
+            "call-1",
+            "2026-01-01 10:00:00",
+            Value::from("2026-01-01 10:05:00"),
+        ),
+        ("call-2", "2026-01-01 11:00:00", Value::Null),
+    ]) {
+        assert_eq!(v.kind, "inbound_call");
+        let body = &v.body;
+        assert_eq!(
+            keys(body),
+            sorted(&[
+                "id",
+                "id_user",
+                "id_phone",
+                "uid",
+                "start",
+                "end",
+                "direction",
+                "origin",
+                "destination"
+            ]),
+            "{body}"
+        );
+        let call = calls
+            .iter()
+            .find(|c| c.uid == uid)
+            .unwrap_or_else(|| panic!("{uid} not stored: {calls:?}"));
+        assert_eq!(body["id"], call.id);
+        assert_eq!(body["id_user"], t.user_id);
+        assert_eq!(body["id_phone"], phone);
+        assert_eq!(body["uid"], uid);
+        assert_eq!(body["start"], start);
+        assert_eq!(body["end"], end, "{body}");
+        assert_eq!(body["direction"], "inbound");
+        assert_eq!(body["origin"], NUMBER);
+        assert_eq!(body["destination"], Value::Null);
+    }
+
+    // phone_reliability: 5 failures out of 30 over the default 120-minute period.
+    for i in 0..30 {
+        sent(&t, phone, if i < 5 { "failed" } else { "delivered" }, 10).await;
+    }
+    let alerts = reliability::check(&t.app).await.expect("check");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    rx_rel.wait_hits(1).await;
+    let got = verify_all(&rx_rel, &t.key, &rel_secret);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, "phone_reliability");
+    let body = &got[0].body;
+    assert_eq!(
+        keys(body),
+        sorted(&[
+            "reliability_type",
+            "id_phone",
+            "period",
+            "total",
+            "unreliable",
+            "rate"
+        ]),
+        "{body}"
+    );
+    assert_eq!(body["reliability_type"], "failed");
+    assert_eq!(body["id_phone"], phone);
+    assert_eq!(body["period"], 120, "minutes");
+    assert_eq!(body["total"], 30);
+    assert_eq!(body["unreliable"], 5);
+    let rate = body["rate"].as_f64().expect("rate is a number");
+    assert!((rate - 5.0 / 30.0).abs() < 1e-9, "{body}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Retries.
+
+#[tokio::test]
+async fn a_failing_delivery_is_retried_on_the_schedule_until_it_succeeds() {
+    let t = server(|_| {}).await;
+    // A body far larger than any attempt keeps.
+    let big = "e".repeat(100_000);
+    let rx = Receiver::start(500).await;
+    rx.answer(Reply::status(500).body(big.clone()));
+    let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "retry me").await;
+    rx.wait_hits(2).await;
+    rx.answer(Reply::status(200).body("thanks".into()));
+    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "succeeded")).await;
+
+    let hits = rx.hits();
+    let got = verify_all(&rx, &t.key, &secret);
+    let n = hits.len();
+    assert!((3..=4).contains(&n), "{:?}", paths(&hits));
+    let answered: Vec<u16> = hits.iter().map(|h| h.answered).collect();
+    assert!(
+        answered[..n - 1].iter().all(|s| *s == 500) && answered[n - 1] == 200,
+        "{answered:?}"
+    );
+    let ids: BTreeSet<&str> = got.iter().map(|v| v.random_id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "the same webhook-id on every attempt: {ids:?}"
+    );
+    for pair in hits.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        // 100 ms ± 20 %.
+        assert!(
+            gap >= Duration::from_millis(75),
+            "retried after {gap:?}, before the schedule's 100 ms"
+        );
+    }
+
+    assert_eq!(int(&d[0], "attempts"), n as i64, "{:#?}", d[0]);
+    assert_eq!(d[0]["last_status_code"], 200);
+    assert_eq!(d[0]["event_id"], got[0].random_id.as_str());
+    assert_eq!(d[0]["next_attempt_at"], Value::Null);
+    let list = attempts(&t, hook).await;
+    assert_eq!(list.len(), n, "{list:#?}");
+    let codes: Vec<i64> = list.iter().map(|a| int(a, "status_code")).collect();
+    let expected: Vec<i64> = answered.iter().map(|s| i64::from(*s)).collect();
+    assert_eq!(codes, expected);
+    for a in &list {
+        assert_eq!(a["id_delivery"], d[0]["id"]);
+        assert!(int(a, "duration_ms") >= 0, "{a}");
+        assert_eq!(a["error"], Value::Null, "{a}");
+        assert_recent(&a["at"]);
+    }
+    for a in &list[..n - 1] {
+        let kept = a["response_body"].as_str().expect("a response body");
+        assert!(
+            !kept.is_empty() && kept.len() < big.len() && big.starts_with(kept),
+            "the response body is kept truncated ({} bytes)",
+            kept.len()
+        );
+    }
+    assert_eq!(list[n - 1]["response_body"], "thanks");
+}
+
+#[tokio::test]
+async fn a_delivery_failing_forever_ends_failed_after_the_schedule() {
+    let t = server(|_| {}).await;
+    let rx = Receiver::start(500).await;
+    let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "never").await;
+    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "failed")).await;
+    // 1 + len(retry schedule) attempts.
+    assert_eq!(int(&d[0], "attempts"), 4, "{:#?}", d[0]);
+    assert_eq!(d[0]["last_status_code"], 500);
+    assert_eq!(d[0]["next_attempt_at"], Value::Null);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let got = verify_all(&rx, &t.key, &secret);
+    assert_eq!(got.len(), 4, "{:?}", paths(&rx.hits()));
+    let ids: BTreeSet<&str> = got.iter().map(|v| v.random_id.as_str()).collect();
+    assert_eq!(ids.len(), 1);
+    let list = attempts(&t, hook).await;
+    assert_eq!(
+        list.iter()
+            .map(|a| int(a, "status_code"))
+            .collect::<Vec<_>>(),
+        [500; 4]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. 429 / Retry-After, and timeouts.
+
+#[tokio::test]
+async fn a_429_with_retry_after_delays_the_next_attempt() {
+    let t = server(|c| c.webhook_throttle_ms = 600).await;
+    let rx = Receiver::start(200).await;
+    rx.script(vec![Reply::status(429).header("Retry-After", "1")]);
+    let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "slow down").await;
+    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "succeeded")).await;
+    let hits = rx.hits();
+    verify_all(&rx, &t.key, &secret);
+    assert_eq!(
+        hits.iter().map(|h| h.answered).collect::<Vec<_>>(),
+        [429, 200]
+    );
+    let gap = hits[1].at - hits[0].at;
+    // At least the throttle wait (600 ms), and Retry-After's 1 s, which is within twice it.
+    assert!(
+        gap >= Duration::from_millis(950),
+        "retried {gap:?} after a 429 with Retry-After: 1"
+    );
+    assert_eq!(int(&d[0], "attempts"), 2);
+    let list = attempts(&t, hook).await;
+    assert_eq!(list[0]["status_code"], 429);
+    assert_eq!(list[1]["status_code"], 200);
+}
+
+#[tokio::test]
+async fn a_timeout_is_recorded_with_an_error_and_retried_after_the_throttle_wait() {
+    let t = server(|c| {
+        c.webhook_timeout_ms = 300;
+        c.webhook_throttle_ms = 600;
+    })
+    .await;
+    let rx = Receiver::start(200).await;
+    rx.script(vec![Reply::status(200).delay(Duration::from_millis(1500))]);
+    let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "hang").await;
+    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "succeeded")).await;
+    let hits = rx.hits();
+    let got = verify_all(&rx, &t.key, &secret);
+    assert_eq!(hits.len(), 2, "{:?}", paths(&hits));
+    assert_eq!(got[0].random_id, got[1].random_id);
+    let gap = hits[1].at - hits[0].at;
+    // The 300 ms timeout, then at least the 600 ms throttle wait.
+    assert!(
+        gap >= Duration::from_millis(850),
+        "retried {gap:?} after the attempt started"
+    );
+    assert_eq!(int(&d[0], "attempts"), 2);
+    let list = attempts(&t, hook).await;
+    assert_eq!(list.len(), 2, "{list:#?}");
+    let timed_out = &list[0];
+    assert_eq!(timed_out["status_code"], Value::Null, "{timed_out}");
+    let error = timed_out["error"].as_str().unwrap_or_default();
+    assert!(
+        !error.is_empty(),
+        "a timeout is recorded with an error: {timed_out}"
+    );
+    let duration = int(timed_out, "duration_ms");
+    assert!(
+        (250..1_400).contains(&duration),
+        "the attempt lasted the timeout: {timed_out}"
+    );
+    assert_eq!(list[1]["status_code"], 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Redirects.
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let t = server(|c| c.webhook_retry_ms = Vec::new()).await;
+    let rx = Receiver::start(200).await;
+    rx.answer(Reply::status(302).header("Location", &rx.url("/elsewhere")));
+    let (hook, secret) = create_webhook(&t, &rx.url("/hook"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "redirect").await;
+    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "failed")).await;
+    assert_eq!(d[0]["last_status_code"], 302);
+    let list = attempts(&t, hook).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["status_code"], 302);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let hits = rx.hits();
+    verify_all(&rx, &t.key, &secret);
+    assert_eq!(
+        hits.iter().map(|h| h.path.as_str()).collect::<Vec<_>>(),
+        ["/hook"],
+        "the Location was not followed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Disabling.
+
+#[tokio::test]
+async fn a_webhook_failing_too_long_is_disabled_visibly_and_can_be_re_enabled() {
+    let t = server(|c| {
+        c.webhook_disable_after_secs = 1;
+        c.webhook_retry_ms = vec![250; 20];
+    })
+    .await;
+    let rx = Receiver::start(500).await;
+    let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
+    let row = webhook_row(&t, hook).await;
+    assert_eq!(row["status"], "enabled", "{row}");
+    assert_eq!(row["disabled_at"], Value::Null);
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "first").await;
+    let disabled = poll(WAIT, || async {
+        let row = webhook_row(&t, hook).await;
+        (row["status"] == "disabled").then_some(row)
+    })
+    .await
+    .unwrap_or_else(|| panic!("not disabled: {:?}", paths(&rx.hits())));
+    assert_recent(&disabled["disabled_at"]);
+    let hits = rx.hits();
+    assert!(
+        hits.last().expect("hits").at - hits[0].at >= Duration::from_millis(900),
+        "disabled only after failing for about the configured second: {:?}",
+        hits.iter().map(|h| h.at - hits[0].at).collect::<Vec<_>>()
+    );
+    verify_all(&rx, &t.key, &secret);
+
+    // Nothing more is sent to it: neither the pending retry nor new events.
+    let before = rx.count();
+    inject(&t, phone, NUMBER, "while disabled").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(rx.count(), before, "{:?}", paths(&rx.hits()));
+    let d = deliveries(&t, hook).await;
+    assert!(
+        d.iter().all(|r| r["status"] != "succeeded"),
+        "nothing delivered while disabled: {d:#?}"
+    );
+
+    // Re-enabled, it gets events again.
+    rx.set_status(200);
+    let a = t
+        .post(&format!("/api/webhook/{hook}/"), &[("enabled", "1")])
+        .await;
+    assert_eq!(a.ok(), &Value::Bool(true), "{}", a.text);
+    let row = webhook_row(&t, hook).await;
+    assert_eq!(row["status"], "enabled", "{row}");
+    assert_eq!(row["disabled_at"], Value::Null);
+    inject(&t, phone, NUMBER, "after").await;
+    let found = poll(WAIT, || async {
+        let hits = rx.hits();
+        hits.iter()
+            .filter(|h| h.answered == 200)
+            .map(|h| verify(h, &t.key, &secret).body)
+            .find(|b| b["text"] == "after")
+    })
+    .await;
+    assert!(found.is_some(), "{:?}", paths(&rx.hits()));
+    let texts: Vec<Value> = verify_all(&rx, &t.key, &secret)
+        .into_iter()
+        .map(|v| v.body["text"].clone())
+        .collect();
+    assert!(
+        !texts.contains(&Value::from("while disabled")),
+        "an event raised while the webhook was disabled is not delivered: {texts:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Redelivery.
+
+#[tokio::test]
+async fn failed_deliveries_are_redelivered_one_or_all_since_a_time_by_their_owner_only() {
+    let t = server(|c| c.webhook_retry_ms = Vec::new()).await;
+    let rx = Receiver::start(500).await;
+    let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
+    let (other_hook, _) = create_webhook(&t, &rx.url("/other"), "send_sms").await;
+    let phone = test_phone(&t).await;
+    let since = format_utc(jiff::Timestamp::now().as_second() - 60);
+    for text in ["one", "two", "three"] {
+        inject(&t, phone, NUMBER, text).await;
+    }
+    let d = wait_deliveries(&t, hook, |r| all_status(r, 3, "failed")).await;
+    assert_eq!(rx.count(), 3);
+    rx.set_status(200);
+    let ids: Vec<i64> = d.iter().map(|r| int(r, "id")).collect();
+
+    // Another account sees and redelivers nothing.
+    let bob = t.other_user("bob@example.com").await;
+    for path in [
+        format!("/api/webhook/{hook}/deliveries/"),
+        format!("/api/webhook/{hook}/attempts/"),
+    ] {
+        let a = t.get_as(&bob, &path).await;
+        assert_eq!((a.status, a.error_code()), (404, 2), "{path}: {}", a.text);
+    }
+    let a = t
+        .post_as(
+            &bob,
+            &format!("/api/webhook/{hook}/deliveries/{}/redeliver/", ids[0]),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!([2, 128].contains(&a.error_code()), "{}", a.text);
+    let a = t
+        .post_as(
+            &bob,
+            &format!("/api/webhook/{hook}/redeliver/"),
+            &[("since", &since)],
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!([2, 128].contains(&a.error_code()), "{}", a.text);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 3, "nothing was sent again by those requests");
+    assert!(
+        deliveries(&t, hook)
+            .await
+            .iter()
+            .all(|r| r["status"] == "failed"),
+        "{:#?}",
+        deliveries(&t, hook).await
+    );
+
+    // One delivery.
+    let a = t
+        .post(
+            &format!("/api/webhook/{hook}/deliveries/{}/redeliver/", ids[0]),
+            &[],
+        )
+        .await;
+    assert_eq!(a.ok(), &Value::Bool(true), "{}", a.text);
+    let d = wait_deliveries(&t, hook, |r| {
+        r.iter().filter(|r| r["status"] == "succeeded").count() == 1
+    })
+    .await;
+    assert_eq!(d[0]["status"], "succeeded", "{d:#?}");
+    assert_eq!(int(&d[0], "attempts"), 2);
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 4);
+    assert_eq!(hits[3].answered, 200);
+    assert_eq!(
+        hits[3].webhook_id(),
+        d[0]["event_id"].as_str().unwrap_or_default(),
+        "a redelivery keeps the event's webhook-id"
+    );
+
+    // Every failed one since a time: none since the future, the other two since a minute ago.
+    let future = format_utc(jiff::Timestamp::now().as_second() + 3600);
+    let a = t
+        .post(
+            &format!("/api/webhook/{hook}/redeliver/"),
+            &[("since", &future)],
+        )
+        .await;
+    assert_eq!(a.ok(), &Value::from(0), "{}", a.text);
+    let a = t
+        .post(
+            &format!("/api/webhook/{hook}/redeliver/"),
+            &[("since", "yesterday")],
+        )
+        .await;
+    assert_eq!((a.status, a.error_code()), (400, 2), "{}", a.text);
+    let a = t
+        .post(
+            &format!("/api/webhook/{hook}/redeliver/"),
+            &[("since", &since)],
+        )
+        .await;
+    assert_eq!(a.ok(), &Value::from(2), "{}", a.text);
+    wait_deliveries(&t, hook, |r| all_status(r, 3, "succeeded")).await;
+    let got = verify_all(&rx, &t.key, &secret);
+    // Three answered 500, one redelivered, two redelivered since a time.
+    assert_eq!(got.len(), 6);
+    assert_eq!(
+        rx.hits().iter().filter(|h| h.answered == 200).count(),
+        3,
+        "{:?}",
+        paths(&rx.hits())
+    );
+    let delivered: BTreeSet<String> = rx
+        .hits()
+        .iter()
+        .filter(|h| h.answered == 200)
+        .map(Hit::webhook_id)
+        .collect();
+    let events: BTreeSet<String> = d
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(delivered, events, "each event delivered once with a 200");
+
+    // A delivery is redelivered under its own webhook only.
+    let a = t
+        .post(
+            &format!("/api/webhook/{other_hook}/deliveries/{}/redeliver/", ids[0]),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        a.status, 400,
+        "webhook {other_hook} has no delivery {}: {}",
+        ids[0], a.text
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 6, "{:?}", paths(&rx.hits()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. SSRF.
+
+#[tokio::test]
+async fn loopback_destinations_are_refused_at_once_without_the_allow_list() {
+    let t = server(|c| c.allow_outbound_cidr = Vec::new()).await;
+    let rx = Receiver::start(200).await;
+    let port = rx.port();
+    let mut hooks = Vec::new();
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://[::1]:{port}/"),
+    ] {
+        hooks.push((create_webhook(&t, &url, "receive_sms").await.0, url));
+    }
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "ssrf").await;
+    let mut errors = Vec::new();
+    for (hook, url) in &hooks {
+        let d = wait_deliveries(&t, *hook, |r| all_status(r, 1, "failed")).await;
+        assert_eq!(int(&d[0], "attempts"), 1, "{url}: refused, not retried");
+        assert_eq!(d[0]["last_status_code"], Value::Null);
+        let list = attempts(&t, *hook).await;
+        assert_eq!(list.len(), 1, "{url}: {list:#?}");
+        assert_eq!(list[0]["status_code"], Value::Null);
+        let error = list[0]["error"].as_str().unwrap_or_default().to_string();
+        errors.push((url.clone(), error));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 0, "{:?}", paths(&rx.hits()));
+    let unexplained: Vec<&(String, String)> = errors
+        .iter()
+        .filter(|(_, e)| !(e.contains("not allowed") || e.contains("allowed address")))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "the attempt says the address is not allowed: {unexplained:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_allow_list_lets_through_only_its_networks() {
+    let t = server(|c| c.allow_outbound_cidr = vec!["127.0.0.1/32".into()]).await;
+    let allowed = Receiver::start(200).await;
+    let other = Receiver::start_on("127.0.0.2:0", 200).await;
+    let (ok_hook, ok_secret) = create_webhook(&t, &allowed.url("/"), "receive_sms").await;
+    let (refused_hook, _) = create_webhook(&t, &other.url("/"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "allow list").await;
+    wait_deliveries(&t, ok_hook, |r| all_status(r, 1, "succeeded")).await;
+    let d = wait_deliveries(&t, refused_hook, |r| all_status(r, 1, "failed")).await;
+    assert_eq!(int(&d[0], "attempts"), 1);
+    assert_eq!(verify_all(&allowed, &t.key, &ok_secret).len(), 1);
+    assert_eq!(other.count(), 0, "127.0.0.2 is outside 127.0.0.1/32");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. A hanging endpoint does not slow another.
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_delay_another() {
+    let t = server(|c| {
+        c.webhook_timeout_ms = 5_000;
+        c.webhook_endpoint_concurrency = 2;
+    })
+    .await;
+    let slow = Receiver::start(200).await;
+    slow.answer(Reply::status(200).delay(Duration::from_secs(4)));
+    let fast = Receiver::start(200).await;
+    let (_, slow_secret) = create_webhook(&t, &slow.url("/slow"), "receive_sms").await;
+    let (fast_hook, fast_secret) = create_webhook(&t, &fast.url("/fast"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    let started = Instant::now();
+    for i in 0..6 {
+        inject(&t, phone, NUMBER, &format!("sms {i}")).await;
+    }
+    fast.wait_hits(6).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(2000),
+        "the fast endpoint got its 6 events after {elapsed:?}"
+    );
+    assert_eq!(
+        slow.answered(),
+        0,
+        "the slow endpoint's requests are still hanging"
+    );
+    let in_flight = slow.count();
+    assert!(
+        (1..=2).contains(&in_flight),
+        "at most webhook_endpoint_concurrency requests in flight to the slow endpoint: {in_flight}"
+    );
+    wait_deliveries(&t, fast_hook, |r| all_status(r, 6, "succeeded")).await;
+    verify_all(&fast, &t.key, &fast_secret);
+    verify_all(&slow, &t.key, &slow_secret);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. The `webhook` setting.
+
+#[tokio::test]
+async fn the_webhook_setting_off_creates_no_deliveries() {
+    let t = server(|_| {}).await;
+    let rx = Receiver::start(200).await;
+    let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    pigeon_store::settings::set(&t.app.store, t.user_id, "webhook", "0")
+        .await
+        .expect("setting");
+    inject(&t, phone, NUMBER, "muted").await;
+    assert!(deliveries(&t, hook).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 0);
+    pigeon_store::settings::set(&t.app.store, t.user_id, "webhook", "1")
+        .await
+        .expect("setting");
+    inject(&t, phone, NUMBER, "heard").await;
+    wait_deliveries(&t, hook, |r| all_status(r, 1, "succeeded")).await;
+    let got = verify_all(&rx, &t.key, &secret);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["text"], "heard");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Crash safety with the real binary.
+
+/// The real server on `listen` in `dir`, its stderr appended to `dir/<log>`.
+fn spawn_binary(dir: &Path, listen: &str, log: &str, stdout: Stdio) -> Child {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(log))
+        .expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pigeon"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PIGEON_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .current_dir(dir)
+        .env("PIGEON_ALLOW_OUTBOUND_CIDR", r#"["127.0.0.1/32"]"#)
+        .env("PIGEON_WEBHOOK_RETRY_MS", "[500,500,500,500,500]")
+        .env("PIGEON_TICK_MS", "50")
+        .args(["serve", "--listen", listen])
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn pigeon")
+}
+
+fn binary_logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for log in ["first.log", "second.log"] {
+        let text = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        out.push_str(&format!("\n--- {log} (last 30 lines) ---\n{tail}"));
+    }
+    out
+}
+
+async fn read_api_key(child: &mut Child, dir: &Path) -> String {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let key = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(key) = line.trim().strip_prefix("api key:") {
+                return Some(key.trim().to_string());
+            }
+        }
+        None
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no api key printed in time{}", binary_logs(dir)))
+    .unwrap_or_else(|| panic!("stdout closed without an api key{}", binary_logs(dir)));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    key
+}
+
+async fn wait_up(client: &reqwest::Client, base: &str, child: &mut Child, dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if client
+            .get(format!("{base}/api/list/contact/"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("the server exited ({status}){}", binary_logs(dir));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not answer{}",
+            binary_logs(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn post_to(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    form: &[(&str, &str)],
+) -> crate::helpers::Answer {
+    answer(client.post(url).header("X-Api-Key", key).form(form)).await
+}
+
+#[tokio::test]
+async fn a_killed_server_delivers_every_committed_event_after_its_restart() {
+    const EVENTS: usize = 5;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{listen}");
+    let client = reqwest::Client::new();
+    let rx = Receiver::start(500).await;
+
+    let mut first = spawn_binary(dir, &listen, "first.log", Stdio::piped());
+    let key = read_api_key(&mut first, dir).await;
+    wait_up(&client, &base, &mut first, dir).await;
+    let a = post_to(
+        &client,
+        &format!("{base}/api/phone/"),
+        &key,
+        &[("name", "test"), ("adapter", "test")],
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let phone = a.ok().as_i64().expect("phone id");
+    let a = post_to(
+        &client,
+        &format!("{base}/api/webhook/"),
+        &key,
+        &[("url", &rx.url("/hook")), ("type", "receive_sms")],
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let secret = a.ok()["secret"].as_str().expect("secret").to_string();
+    let texts: Vec<String> = (0..EVENTS).map(|i| format!("crash {i}")).collect();
+    for text in &texts {
+        let a = answer(
+            client
+                .post(format!(
+                    "{base}/callback/reception/test/{phone}/?api_key={key}"
+                ))
+                .form(&[("origin", NUMBER), ("text", text.as_str())]),
+        )
+        .await;
+        assert_eq!((a.status, a.text.as_str()), (200, ""), "reception callback");
+    }
+    // Every event has been tried (and refused with a 500) at least once: all are pending.
+    let tried = poll(WAIT, || async {
+        let ids: BTreeSet<String> = rx.hits().iter().map(Hit::webhook_id).collect();
+        (ids.len() == EVENTS).then_some(())
+    })
+    .await;
+    assert!(
+        tried.is_some(),
+        "not every event was attempted: {:?}{}",
+        paths(&rx.hits()),
+        binary_logs(dir)
+    );
+    first.kill().await.expect("SIGKILL");
+    let status = first.wait().await.expect("wait");
+    assert_eq!(status.signal(), Some(9), "not killed by SIGKILL: {status}");
+    let before = rx.count();
+    let db = dir.join("pigeon.db");
+    let left = sql_at(
+        &db,
+        "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status",
+    )
+    .await;
+    assert!(
+        left.iter().all(|r| r["status"] != "succeeded"),
+        "nothing succeeded before the kill: {left:?}"
+    );
+    rx.set_status(200);
+
+    let mut second = spawn_binary(dir, &listen, "second.log", Stdio::null());
+    wait_up(&client, &base, &mut second, dir).await;
+    let done = poll(Duration::from_secs(10), || async {
+        let ok: BTreeSet<String> = rx
+            .hits()
+            .iter()
+            .filter(|h| h.answered == 200)
+            .map(Hit::webhook_id)
+            .collect();
+        (ok.len() == EVENTS).then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "not every event was delivered after the restart: {:?}{}",
+        paths(&rx.hits()),
+        binary_logs(dir)
+    );
+    // Past the retry schedule: nothing more comes.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let hits = rx.hits();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for h in hits.iter().filter(|h| h.answered == 200) {
+        *per_id.entry(h.webhook_id()).or_default() += 1;
+    }
+    assert!(
+        per_id.len() == EVENTS && per_id.values().all(|n| *n == 1),
+        "each event answered 200 exactly once: {per_id:?}"
+    );
+    assert!(
+        hits[before..].iter().all(|h| h.answered == 200),
+        "after the restart everything is answered 200"
+    );
+    let mut delivered: Vec<String> = hits
+        .iter()
+        .filter(|h| h.answered == 200)
+        .map(|h| {
+            let v = verify(h, &key, &secret);
+            assert_eq!(v.kind, "receive_sms");
+            v.body["text"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, texts);
+    for h in &hits {
+        verify(h, &key, &secret);
+    }
+    let rows = sql_at(&db, "SELECT status, attempts FROM deliveries ORDER BY id").await;
+    assert_eq!(rows.len(), EVENTS, "{rows:?}");
+    assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
+    second.kill().await.expect("kill");
+}
