@@ -10,7 +10,12 @@ use crate::{Page, Result, Store, Ts, found};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDelivery {
     pub user_id: i64,
-    pub webhook_id: i64,
+    /// `None` for a notification URL given with a message or a device.
+    pub webhook_id: Option<i64>,
+    /// What concurrency is bounded per (see [`endpoint_of_webhook`], [`endpoint_of_url`]).
+    pub endpoint: String,
+    /// The Standard Webhooks secret, sealed.
+    pub secret_sealed: String,
     pub kind: String,
     pub url: String,
     pub content_type: String,
@@ -22,7 +27,9 @@ pub struct NewDelivery {
 pub struct Delivery {
     pub id: i64,
     pub user_id: i64,
-    pub webhook_id: i64,
+    pub webhook_id: Option<i64>,
+    pub endpoint: String,
+    pub secret_sealed: String,
     pub kind: String,
     pub url: String,
     pub content_type: String,
@@ -51,8 +58,8 @@ pub struct AttemptRow {
 macro_rules! select {
     ($tail:literal) => {
         concat!(
-            "SELECT id, user_id, webhook_id, kind, url, content_type, body, event_id, status, attempts, \
-             next_attempt_at, last_status, last_error, created_at, updated_at FROM deliveries",
+            "SELECT id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, \
+             status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at FROM deliveries",
             $tail
         )
     };
@@ -66,8 +73,9 @@ pub(crate) async fn insert(
 ) -> Result<()> {
     for d in deliveries {
         sqlx::query(
-            "INSERT INTO deliveries (user_id, webhook_id, kind, url, content_type, body, event_id, status, \
-             next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8, $8)",
+            "INSERT INTO deliveries (user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, \
+             event_id, status, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $9, $10, $3, $4, $5, $6, $7, 'pending', $8, $8, $8)",
         )
         .bind(d.user_id)
         .bind(d.webhook_id)
@@ -77,6 +85,8 @@ pub(crate) async fn insert(
         .bind(&d.body)
         .bind(&d.event_id)
         .bind(now)
+        .bind(&d.endpoint)
+        .bind(&d.secret_sealed)
         .execute(&mut *tx)
         .await?;
     }
@@ -91,10 +101,20 @@ pub async fn enqueue(store: &Store, deliveries: &[NewDelivery]) -> Result<()> {
     Ok(())
 }
 
-/// Enabled webhooks with deliveries due now.
-pub async fn due_webhooks(store: &Store, now: Ts) -> Result<Vec<i64>> {
+pub fn endpoint_of_webhook(id: i64) -> String {
+    format!("webhook:{id}")
+}
+
+/// Notification URLs are bounded per host, so one slow receiver holds only its own slots.
+pub fn endpoint_of_url(url: &str) -> String {
+    let host = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(url);
+    format!("url:{}", host.to_ascii_lowercase())
+}
+
+/// Endpoints with deliveries due now (deliveries of disabled webhooks wait).
+pub async fn due_endpoints(store: &Store, now: Ts) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT DISTINCT d.webhook_id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+        "SELECT DISTINCT d.endpoint FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id \
          WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.disabled_at IS NULL",
     )
     .bind(now.0)
@@ -102,24 +122,25 @@ pub async fn due_webhooks(store: &Store, now: Ts) -> Result<Vec<i64>> {
     .await?)
 }
 
-/// Claims up to `limit` due deliveries of one webhook, oldest first.
+/// Claims up to `limit` due deliveries of one endpoint, oldest first.
 pub async fn claim(
     store: &Store,
-    webhook_id: i64,
+    endpoint: &str,
     now: Ts,
     lease_until: Ts,
     limit: i64,
 ) -> Result<Vec<Delivery>> {
     let mut rows: Vec<Delivery> = sqlx::query_as(concat!(
         "UPDATE deliveries SET status = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = $3 AND status = 'pending' \
-         AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $4) RETURNING ",
-        "id, user_id, webhook_id, kind, url, content_type, body, event_id, status, attempts, \
-         next_attempt_at, last_status, last_error, created_at, updated_at"
+         WHERE id IN (SELECT d.id FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.endpoint = $3 AND d.status = 'pending' AND d.next_attempt_at <= $2 AND w.disabled_at IS NULL \
+         ORDER BY d.next_attempt_at, d.id LIMIT $4) RETURNING ",
+        "id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, status, \
+         attempts, next_attempt_at, last_status, last_error, created_at, updated_at"
     ))
     .bind(lease_until.0)
     .bind(now.0)
-    .bind(webhook_id)
+    .bind(endpoint)
     .bind(limit)
     .fetch_all(store.w())
     .await?;

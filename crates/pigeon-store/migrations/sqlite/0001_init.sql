@@ -271,7 +271,12 @@ CREATE INDEX webhooks_user ON webhooks (user_id, type);
 CREATE TABLE deliveries (
     id INTEGER PRIMARY KEY,
     user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    webhook_id BIGINT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    -- The webhook it is for; NULL for a per-message or per-device notification URL.
+    webhook_id BIGINT REFERENCES webhooks (id) ON DELETE CASCADE,
+    -- What concurrency is bounded per: `webhook:<id>` or `url:<host>`.
+    endpoint TEXT NOT NULL,
+    -- The Standard Webhooks secret the attempts are signed with.
+    secret_sealed TEXT NOT NULL,
     kind TEXT NOT NULL,
     url TEXT NOT NULL,
     content_type TEXT NOT NULL,
@@ -289,6 +294,7 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, id);
+CREATE INDEX deliveries_endpoint ON deliveries (endpoint, status, next_attempt_at);
 
 CREATE TABLE delivery_attempts (
     id INTEGER PRIMARY KEY,
@@ -300,6 +306,37 @@ CREATE TABLE delivery_attempts (
     error TEXT
 );
 CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);
+
+-- Astandes devices: each is the phone of an `agent` channel, paired with a 7-digit code.
+CREATE TABLE devices (
+    id INTEGER PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    phone_id BIGINT NOT NULL UNIQUE REFERENCES phones (id) ON DELETE CASCADE,
+    firstname TEXT NOT NULL DEFAULT '',
+    lastname TEXT NOT NULL DEFAULT '',
+    number TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    notification TEXT NOT NULL DEFAULT '',
+    -- Signs the notifications of this device and of its messages.
+    secret_sealed TEXT NOT NULL,
+    attached INTEGER NOT NULL DEFAULT 0,
+    token_digest TEXT UNIQUE,
+    last_seen_at BIGINT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX devices_user ON devices (user_id, id);
+
+CREATE TABLE pairing_codes (
+    id INTEGER PRIMARY KEY,
+    device_id BIGINT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    code_digest TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX pairing_codes_code ON pairing_codes (code_digest);
 
 -- Alerts of the phone reliability check (only messages after the last alert count).
 CREATE TABLE phone_reliability_history (

@@ -6,7 +6,7 @@
 use pigeon_core::secret;
 use pigeon_core::signature;
 use pigeon_core::time::Ts;
-use pigeon_store::outbox::NewDelivery;
+use pigeon_store::outbox::{self, NewDelivery};
 use pigeon_store::{users, webhooks};
 use serde_json::Value;
 
@@ -30,7 +30,8 @@ pub struct Targets {
     user_id: i64,
     kind: &'static str,
     api_key: String,
-    hooks: Vec<(i64, String)>,
+    /// (webhook id, URL, sealed signing secret)
+    hooks: Vec<(i64, String, String)>,
     /// Formats the account's dates (`Y-m-d H:i:s` in its time zone).
     pub dates: jiff::tz::TimeZone,
 }
@@ -42,7 +43,7 @@ pub async fn targets(app: &App, user_id: i64, kind: &'static str) -> Result<Targ
         webhooks::subscribed(&app.store, user_id, kind)
             .await?
             .into_iter()
-            .map(|w| (w.id, w.url))
+            .map(|w| (w.id, w.url, w.secret_sealed))
             .collect()
     } else {
         Vec::new()
@@ -79,7 +80,7 @@ impl Targets {
         let body = body.to_string();
         self.hooks
             .iter()
-            .filter_map(|(webhook_id, url)| {
+            .filter_map(|(webhook_id, url, secret_sealed)| {
                 let random_id = format!("{now}-{}", secret::random_hex(16).ok()?);
                 let form = form_urlencoded::Serializer::new(String::new())
                     .append_pair("webhook_timestamp", &now.to_string())
@@ -93,7 +94,9 @@ impl Targets {
                     .finish();
                 Some(NewDelivery {
                     user_id: self.user_id,
-                    webhook_id: *webhook_id,
+                    webhook_id: Some(*webhook_id),
+                    endpoint: outbox::endpoint_of_webhook(*webhook_id),
+                    secret_sealed: secret_sealed.clone(),
                     kind: self.kind.to_string(),
                     url: url.clone(),
                     content_type: FORM.to_string(),

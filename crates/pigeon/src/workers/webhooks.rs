@@ -1,5 +1,5 @@
-//! The webhook delivery worker: claims due deliveries per webhook (at most
-//! `webhook_endpoint_concurrency` in flight for one webhook and `webhook_concurrency` overall, so
+//! The webhook delivery worker: claims due deliveries per endpoint (at most
+//! `webhook_endpoint_concurrency` in flight for one webhook or notification host and `webhook_concurrency` overall, so
 //! a hanging endpoint never delays the others), POSTs them signed with Standard Webhooks
 //! headers, records every attempt, and retries on the configured schedule.
 
@@ -10,7 +10,6 @@ use pigeon_channels::http_client;
 use pigeon_core::time::Ts;
 use pigeon_core::{retry, signature};
 use pigeon_store::outbox::{self, Attempt, Delivery, Outcome};
-use pigeon_store::webhooks;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -29,8 +28,8 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     if let Err(e) = outbox::reap(&app.store, Ts(i64::MAX)).await {
         tracing::error!(error = %e, "interrupted webhook deliveries could not be requeued");
     }
-    let mut inflight: JoinSet<i64> = JoinSet::new();
-    let mut per_hook: HashMap<i64, usize> = HashMap::new();
+    let mut inflight: JoinSet<String> = JoinSet::new();
+    let mut per_hook: HashMap<String, usize> = HashMap::new();
     loop {
         if stop.is_cancelled() {
             break;
@@ -51,7 +50,7 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     }
 }
 
-fn release(per_hook: &mut HashMap<i64, usize>, done: Result<i64, tokio::task::JoinError>) {
+fn release(per_hook: &mut HashMap<String, usize>, done: Result<String, tokio::task::JoinError>) {
     if let Ok(hook) = done
         && let Some(n) = per_hook.get_mut(&hook)
     {
@@ -61,36 +60,26 @@ fn release(per_hook: &mut HashMap<i64, usize>, done: Result<i64, tokio::task::Jo
 
 async fn claim_due(
     app: &AppState,
-    inflight: &mut JoinSet<i64>,
-    per_hook: &mut HashMap<i64, usize>,
+    inflight: &mut JoinSet<String>,
+    per_endpoint: &mut HashMap<String, usize>,
 ) -> Result<(), ServiceError> {
     let now = Ts::now();
-    for hook in outbox::due_webhooks(&app.store, now).await? {
-        let global = app
-            .config
-            .webhook_concurrency
-            .max(1)
-            .saturating_sub(inflight.len());
-        let busy = per_hook.get(&hook).copied().unwrap_or(0);
-        let free = app
-            .config
-            .webhook_endpoint_concurrency
-            .max(1)
-            .saturating_sub(busy)
-            .min(global);
+    for endpoint in outbox::due_endpoints(&app.store, now).await? {
+        let global = app.config.webhook_concurrency.max(1).saturating_sub(inflight.len());
+        let busy = per_endpoint.get(&endpoint).copied().unwrap_or(0);
+        let free = app.config.webhook_endpoint_concurrency.max(1).saturating_sub(busy).min(global);
         if free == 0 {
             continue;
         }
-        for delivery in
-            outbox::claim(&app.store, hook, now, Ts(now.0 + LEASE_MS), free as i64).await?
-        {
-            *per_hook.entry(hook).or_default() += 1;
+        let lease_until = Ts(now.0 + LEASE_MS);
+        for delivery in outbox::claim(&app.store, &endpoint, now, lease_until, free as i64).await? {
+            *per_endpoint.entry(endpoint.clone()).or_default() += 1;
             let app = app.clone();
             inflight.spawn(async move {
                 if let Err(e) = attempt(&app, &delivery).await {
                     tracing::error!(delivery = delivery.id, error = %e, "webhook attempt not recorded");
                 }
-                delivery.webhook_id
+                delivery.endpoint
             });
         }
     }
@@ -168,10 +157,7 @@ fn next_attempt(app: &App, attempts: i64, answer: &Answer) -> Ts {
 }
 
 async fn post(app: &App, d: &Delivery, at: Ts) -> Result<Answer, ServiceError> {
-    let hook = webhooks::get_any(&app.store, d.webhook_id)
-        .await?
-        .ok_or(ServiceError::NotFound)?;
-    let secret = app.key.open(&hook.secret_sealed)?;
+    let secret = app.key.open(&d.secret_sealed)?;
     let timestamp = at.0 / 1000;
     let signed = signature::standard(&secret, &d.event_id, timestamp, d.body.as_bytes())
         .map_err(|e| ServiceError::Internal(e.to_string()))?;
