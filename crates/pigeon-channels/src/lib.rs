@@ -136,6 +136,10 @@ pub enum ConfigError {
     UnknownAdapter(String),
     #[error("adapter data field `{field}`: {reason}")]
     Field { field: String, reason: String },
+    /// The adapter sends through a connection its device opens (the device protocol), not
+    /// through a channel the server opens.
+    #[error("the {0} adapter sends only through its paired device's connection")]
+    NotConnected(String),
 }
 
 /// What a channel needs from the server around it.
@@ -170,7 +174,8 @@ impl Channel {
         Ok(match adapter.name {
             "simulator" => Channel::Simulator(simulator::Simulator::open(data, ctx)?),
             "kannel" => Channel::Kannel(kannel::Kannel::open(data, ctx)?),
-            _ => Channel::Test(test::TestChannel::open(ctx)?),
+            "test" => Channel::Test(test::TestChannel::open(ctx)?),
+            other => return Err(ConfigError::NotConnected(other.to_string())),
         })
     }
 

@@ -116,7 +116,25 @@ pub const KANNEL: Adapter = Adapter {
     },
 };
 
-const ADAPTERS: &[Adapter] = &[TEST, SIMULATOR, KANNEL];
+/// A paired device agent (an Android phone or a Linux box running `pigeon agent`), created
+/// through the Astandes API's devices.
+pub const AGENT: Adapter = Adapter {
+    name: "agent",
+    class: "adapters\\PigeonAgentAdapter",
+    uid: "agent_adapter",
+    fields: &[],
+    capabilities: Capabilities {
+        flash: false,
+        mms_sending: false,
+        mms_reception: false,
+        reception: true,
+        delivery_reports: true,
+        inbound_calls: false,
+        concurrency: 1,
+    },
+};
+
+const ADAPTERS: &[Adapter] = &[TEST, SIMULATOR, KANNEL, AGENT];
 
 /// Finds an adapter by Pigeon name, RaspiSMS class name (with or without the leading `\`) or
 /// RaspiSMS uid.

@@ -19,6 +19,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod conditional_groups;
 pub mod contacts;
+pub mod devices;
 pub mod groups;
 pub mod media;
 pub mod messages;

@@ -210,3 +210,108 @@ mod tests {
         );
     }
 }
+
+/// A message of the user with what the device APIs show: its client reference, callback URL,
+/// limits and history.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Detailed {
+    pub id: i64,
+    pub user_id: i64,
+    pub phone_id: Option<i64>,
+    pub direction: String,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    pub text: String,
+    pub status: String,
+    pub client_ref: Option<String>,
+    pub callback_url: Option<String>,
+    pub valid_until: Option<i64>,
+    pub max_tries: i64,
+    pub tries: i64,
+    pub error_code: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HistoryEntry {
+    pub message_id: i64,
+    pub status: String,
+    pub at: i64,
+}
+
+macro_rules! detailed {
+    ($tail:literal) => {
+        concat!(
+            "SELECT m.id, m.user_id, m.phone_id, m.direction, m.origin, m.destination, m.text, m.status, \
+             m.client_ref, m.callback_url, m.valid_until, m.max_tries, m.tries, m.error_code, m.created_at, \
+             m.updated_at FROM messages m JOIN devices d ON d.phone_id = m.phone_id",
+            $tail
+        )
+    };
+}
+
+/// A message of one of the user's devices.
+pub async fn device_message(store: &Store, user_id: i64, id: i64) -> Result<Option<Detailed>> {
+    Ok(
+        sqlx::query_as(detailed!(" WHERE m.id = $1 AND m.user_id = $2"))
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(store.r())
+            .await?,
+    )
+}
+
+/// One page of the messages of the user's devices (filters as the device list's), and the
+/// total that match.
+pub async fn device_messages(
+    store: &Store,
+    user_id: i64,
+    f: &crate::devices::Filter,
+) -> Result<(Vec<Detailed>, i64)> {
+    let filter = " WHERE m.user_id = $1 AND ($2 IS NULL OR m.created_at >= $2) AND ($3 IS NULL OR m.created_at <= $3) \
+                  AND ($4 IS NULL OR m.updated_at >= $4) AND ($5 IS NULL OR m.updated_at <= $5)";
+    let order = format!(
+        " ORDER BY m.{} {}, m.id LIMIT $6 OFFSET $7",
+        f.sort.0,
+        if f.sort.1 { "DESC" } else { "ASC" }
+    );
+    let rows = sqlx::query_as(AssertSqlSafe(format!("{}{filter}{order}", detailed!(""))))
+        .bind(user_id)
+        .bind(f.created.0.map(|t| t.0))
+        .bind(f.created.1.map(|t| t.0))
+        .bind(f.updated.0.map(|t| t.0))
+        .bind(f.updated.1.map(|t| t.0))
+        .bind(f.limit)
+        .bind(f.skip)
+        .fetch_all(store.r())
+        .await?;
+    let count = format!(
+        "SELECT COUNT(*) FROM messages m JOIN devices d ON d.phone_id = m.phone_id{filter}"
+    );
+    let total: i64 = sqlx::query_scalar(AssertSqlSafe(count))
+        .bind(user_id)
+        .bind(f.created.0.map(|t| t.0))
+        .bind(f.created.1.map(|t| t.0))
+        .bind(f.updated.0.map(|t| t.0))
+        .bind(f.updated.1.map(|t| t.0))
+        .fetch_one(store.r())
+        .await?;
+    Ok((rows, total))
+}
+
+/// The status history of the given messages, oldest first.
+pub async fn histories(store: &Store, ids: &[i64]) -> Result<Vec<HistoryEntry>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT message_id, status, at FROM message_history WHERE message_id IN ({}) ORDER BY id",
+        placeholders(1, ids.len())
+    );
+    let mut q = sqlx::query_as(AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(id);
+    }
+    Ok(q.fetch_all(store.r()).await?)
+}

@@ -107,7 +107,11 @@ pub fn endpoint_of_webhook(id: i64) -> String {
 
 /// Notification URLs are bounded per host, so one slow receiver holds only its own slots.
 pub fn endpoint_of_url(url: &str) -> String {
-    let host = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(url);
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(url);
     format!("url:{}", host.to_ascii_lowercase())
 }
 

@@ -409,3 +409,73 @@ pub enum ReportTarget<'a> {
     Phone(i64),
     UserAdapter(i64, &'a str),
 }
+
+/// One message sent outside any campaign (the Astandes API), through a fixed phone.
+#[derive(Debug, Clone)]
+pub struct Single {
+    pub user_id: i64,
+    pub phone_id: i64,
+    pub destination: String,
+    pub text: String,
+    pub encoding: &'static str,
+    pub segments: i64,
+    pub max_tries: i64,
+    pub valid_until: Ts,
+    pub client_ref: Option<String>,
+    pub callback_url: Option<String>,
+}
+
+/// Queues one message; its history starts with `queued`.
+pub async fn enqueue(store: &Store, m: &Single) -> Result<i64> {
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments, \
+         status, client_ref, callback_url, valid_until, max_tries, tries, next_try_at, at, created_at, updated_at) \
+         VALUES ($1, $2, 1, 'outbound', $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 0, $11, $11, $11, $11) RETURNING id",
+    )
+    .bind(m.user_id)
+    .bind(m.phone_id)
+    .bind(&m.destination)
+    .bind(&m.text)
+    .bind(m.encoding)
+    .bind(m.segments)
+    .bind(m.client_ref.as_deref())
+    .bind(m.callback_url.as_deref())
+    .bind(m.valid_until.0)
+    .bind(m.max_tries)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    history(&mut tx, id, "queued", None, now).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Cancels a message of the user that has not been handed to a channel yet.
+pub async fn cancel(store: &Store, user_id: i64, id: i64) -> Result<bool> {
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'canceled', updated_at = $1 WHERE id = $2 AND user_id = $3 \
+         AND status IN ('scheduled', 'queued')",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    history(
+        &mut tx,
+        id,
+        "canceled",
+        Some("deleted through the API"),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

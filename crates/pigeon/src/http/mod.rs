@@ -1,5 +1,6 @@
 //! The HTTP front doors. Each door parses, calls services and renders its own envelope.
 
+pub mod astandes;
 pub mod callbacks;
 pub mod media;
 pub mod raspisms;
@@ -18,6 +19,7 @@ pub fn router(app: AppState) -> NormalizePath<Router> {
     let router = Router::new()
         .merge(raspisms::router())
         .merge(callbacks::router())
+        .merge(astandes::router())
         .merge(media::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app);

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod campaigns;
 pub mod contacts;
+pub mod devices;
 pub mod events;
 pub mod groups;
 pub mod inbound;

@@ -83,6 +83,11 @@ fn validated(
         return Err(ServiceError::Missing("You must specify phone name.".into()));
     }
     check_len("name", name, 150)?;
+    if pigeon_channels::find(adapter).is_some_and(|a| a.name == "agent") {
+        return Err(ServiceError::Invalid(
+            "adapter. Agent phones are created as devices, through POST /api/v1/device.".into(),
+        ));
+    }
     let found = pigeon_channels::find(adapter).ok_or_else(|| {
         ServiceError::Invalid(format!("adapter. Adapter \"{adapter}\" does not exists."))
     })?;

@@ -21,7 +21,7 @@ pub const TYPES: [&str; 7] = [
     "quota_reached",
 ];
 
-fn check_url(url: &str) -> Result<()> {
+pub(crate) fn check_url(url: &str) -> Result<()> {
     let lower = url.to_ascii_lowercase();
     let scheme_ok = lower.starts_with("http://") || lower.starts_with("https://");
     let host_ok = url

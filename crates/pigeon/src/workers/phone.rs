@@ -44,7 +44,9 @@ impl Supervisor {
             keep
         });
         for phone in phones {
-            if self.running.contains_key(&phone.id) {
+            // Device agents connect to the server; the device protocol drives their phones.
+            let is_agent = pigeon_channels::find(&phone.adapter).is_some_and(|a| a.name == "agent");
+            if is_agent || self.running.contains_key(&phone.id) {
                 continue;
             }
             let channel = match open(app, &phone).await {

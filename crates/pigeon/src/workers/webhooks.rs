@@ -65,9 +65,18 @@ async fn claim_due(
 ) -> Result<(), ServiceError> {
     let now = Ts::now();
     for endpoint in outbox::due_endpoints(&app.store, now).await? {
-        let global = app.config.webhook_concurrency.max(1).saturating_sub(inflight.len());
+        let global = app
+            .config
+            .webhook_concurrency
+            .max(1)
+            .saturating_sub(inflight.len());
         let busy = per_endpoint.get(&endpoint).copied().unwrap_or(0);
-        let free = app.config.webhook_endpoint_concurrency.max(1).saturating_sub(busy).min(global);
+        let free = app
+            .config
+            .webhook_endpoint_concurrency
+            .max(1)
+            .saturating_sub(busy)
+            .min(global);
         if free == 0 {
             continue;
         }

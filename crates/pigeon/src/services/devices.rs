@@ -1,0 +1,178 @@
+//! Devices (Astandes API): creation with the `agent` phone behind them, 7-digit pairing codes,
+//! and messages sent through one device or a random attached one.
+
+use pigeon_core::numbers::parse_e164;
+use pigeon_core::secret::sha256_hex;
+use pigeon_core::signature;
+use pigeon_core::text;
+use pigeon_core::time::Ts;
+use pigeon_store::devices::{self, Device, DeviceFields, Filter};
+use pigeon_store::queue::{self, Single};
+
+use super::{Result, ServiceError, check_len};
+use crate::app::App;
+
+/// A pairing code is valid this long (the Astandes document: 15 minutes).
+pub const CODE_VALIDITY_MS: i64 = 15 * 60 * 1000;
+/// Default message lifetime when no `ttl` is given: 24 hours.
+pub const DEFAULT_TTL_SECS: i64 = 24 * 3600;
+
+fn check(f: &DeviceFields) -> Result<()> {
+    for (name, value) in [
+        ("firstname", &f.firstname),
+        ("lastname", &f.lastname),
+        ("phone", &f.number),
+        ("email", &f.email),
+        ("description", &f.description),
+        ("notification", &f.notification),
+    ] {
+        if let Some(value) = value {
+            check_len(name, value, 1000)?;
+        }
+    }
+    if let Some(url) = f.notification.as_deref().filter(|u| !u.is_empty()) {
+        super::webhooks::check_url(url)?;
+    }
+    Ok(())
+}
+
+pub async fn create(app: &App, user_id: i64, f: &DeviceFields) -> Result<Device> {
+    check(f)?;
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let secret = app.key.seal(&signature::new_secret(random))?;
+    let data = app.key.seal("{}")?;
+    let id = devices::create(&app.store, user_id, f, &data, &secret).await?;
+    devices::get(&app.store, user_id, id)
+        .await?
+        .ok_or(ServiceError::NotFound)
+}
+
+pub async fn update(app: &App, user_id: i64, id: i64, f: &DeviceFields) -> Result<Device> {
+    check(f)?;
+    devices::update(&app.store, user_id, id, f).await?;
+    devices::get(&app.store, user_id, id)
+        .await?
+        .ok_or(ServiceError::NotFound)
+}
+
+pub async fn delete(app: &App, user_id: i64, id: i64) -> Result<()> {
+    Ok(devices::delete(&app.store, user_id, id).await?)
+}
+
+pub async fn get(app: &App, user_id: i64, id: i64) -> Result<Device> {
+    devices::get(&app.store, user_id, id)
+        .await?
+        .ok_or(ServiceError::NotFound)
+}
+
+pub async fn list(app: &App, user_id: i64, f: &Filter) -> Result<(Vec<Device>, i64)> {
+    Ok(devices::list(&app.store, user_id, f).await?)
+}
+
+/// A new 7-digit pairing code for a device (only its digest is stored), with its creation and
+/// expiry times.
+pub async fn attach(app: &App, user_id: i64, id: i64) -> Result<(Device, i64, String, Ts, Ts)> {
+    let device = get(app, user_id, id).await?;
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let code = format!("{:07}", u64::from_le_bytes(bytes) % 10_000_000);
+    let created = Ts::now();
+    let expires = Ts(created.0 + CODE_VALIDITY_MS);
+    let code_id =
+        devices::add_code(&app.store, device.id, &sha256_hex(&code), created, expires).await?;
+    Ok((device, code_id, code, created, expires))
+}
+
+/// Which device a message goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Through {
+    Device(i64),
+    /// `{"distribute": "random"}`: any attached device of the account.
+    Random,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageInput {
+    pub through: Through,
+    pub phone: String,
+    pub text: String,
+    pub ttl_secs: Option<i64>,
+    pub identifier: Option<String>,
+    pub maxtries: Option<i64>,
+    pub notification: Option<String>,
+}
+
+/// Queues one message through a device; returns its id and the device.
+pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<(i64, Device)> {
+    let destination = parse_e164(&m.phone).map_err(|_| {
+        ServiceError::Invalid(format!(
+            "phone : \"{}\" is not a valid international phone number.",
+            m.phone
+        ))
+    })?;
+    if m.text.is_empty() {
+        return Err(ServiceError::Missing("text".into()));
+    }
+    check_len("text", &m.text, 1600)?;
+    let ttl = m.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+    if ttl <= 0 {
+        return Err(ServiceError::Invalid(
+            "ttl must be a positive number of seconds.".into(),
+        ));
+    }
+    let max_tries = m.maxtries.unwrap_or(1);
+    if !(1..=100).contains(&max_tries) {
+        return Err(ServiceError::Invalid(
+            "maxtries must be between 1 and 100.".into(),
+        ));
+    }
+    if let Some(url) = m.notification.as_deref().filter(|u| !u.is_empty()) {
+        super::webhooks::check_url(url)?;
+    }
+    let device = match m.through {
+        Through::Device(id) => get(app, user_id, id).await?,
+        Through::Random => pick_random(app, user_id).await?,
+    };
+    let analysis = text::analyse(&m.text);
+    let single = Single {
+        user_id,
+        phone_id: device.phone_id,
+        destination,
+        text: m.text.clone(),
+        encoding: analysis.encoding.as_str(),
+        segments: analysis.segments as i64,
+        max_tries,
+        valid_until: Ts(Ts::now().0.saturating_add(ttl.saturating_mul(1000))),
+        client_ref: m.identifier.clone().filter(|i| !i.is_empty()),
+        callback_url: m.notification.clone().filter(|u| !u.is_empty()),
+    };
+    let id = queue::enqueue(&app.store, &single).await?;
+    app.wake.notify_waiters();
+    Ok((id, device))
+}
+
+async fn pick_random(app: &App, user_id: i64) -> Result<Device> {
+    let attached = devices::attached(&app.store, user_id).await?;
+    if attached.is_empty() {
+        return Err(ServiceError::State(
+            "no attached device to distribute the message to.".into(),
+        ));
+    }
+    let index = (rand::random::<f64>() * attached.len() as f64) as usize;
+    attached
+        .into_iter()
+        .nth(index)
+        .ok_or(ServiceError::NotFound)
+}
+
+/// Cancels a message not handed to its device yet.
+pub async fn cancel(app: &App, user_id: i64, id: i64) -> Result<()> {
+    if queue::cancel(&app.store, user_id, id).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::State(
+            "the message was already handed to its device.".into(),
+        ))
+    }
+}
