@@ -32,6 +32,8 @@ pub struct App {
     events_rx: Mutex<Option<mpsc::Receiver<Event>>>,
     /// Wakes the workers when there is new work (a campaign created, a message queued).
     pub wake: Notify,
+    /// Failed device pairing attempts, so pairing codes cannot be guessed.
+    pub pairing: crate::services::devices::PairingGuard,
 }
 
 pub type AppState = Arc<App>;
@@ -63,6 +65,7 @@ impl App {
             events,
             events_rx: Mutex::new(Some(events_rx)),
             wake: Notify::new(),
+            pairing: Default::default(),
         })
     }
 
@@ -110,7 +113,10 @@ pub async fn run(
         .workers
         .then(|| crate::workers::start(app.clone(), stop.clone()));
     let router = crate::http::router(app.clone());
-    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(router);
+    // Client addresses bound the pairing attempts of each client.
+    let service = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(router);
     let stopping = stop.clone();
     tokio::spawn(async move {
         shutdown.await;

@@ -2,6 +2,7 @@
 
 pub mod astandes;
 pub mod callbacks;
+pub mod device;
 pub mod media;
 pub mod raspisms;
 
@@ -20,6 +21,7 @@ pub fn router(app: AppState) -> NormalizePath<Router> {
         .merge(raspisms::router())
         .merge(callbacks::router())
         .merge(astandes::router())
+        .merge(device::router())
         .merge(media::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app);

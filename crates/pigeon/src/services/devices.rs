@@ -176,3 +176,109 @@ pub async fn cancel(app: &App, user_id: i64, id: i64) -> Result<()> {
         ))
     }
 }
+
+/// Failed pairing attempts allowed per client address, and overall, in one window: with at
+/// most `GLOBAL_FAILURES` guesses per 15 minutes, guessing one of 10^7 codes that live 15
+/// minutes is out of reach.
+pub const CLIENT_FAILURES: u32 = 10;
+pub const GLOBAL_FAILURES: u32 = 100;
+pub const GUARD_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Counts failed pairing attempts per client address and overall, per window.
+#[derive(Debug, Default)]
+pub struct PairingGuard {
+    state: std::sync::Mutex<GuardState>,
+}
+
+#[derive(Debug, Default)]
+struct GuardState {
+    window_start: Option<std::time::Instant>,
+    global: u32,
+    clients: std::collections::HashMap<std::net::IpAddr, u32>,
+}
+
+impl PairingGuard {
+    /// `Err(wait)` when this client (or everyone) used up its attempts for this window.
+    pub fn check(&self, client: std::net::IpAddr) -> std::result::Result<(), std::time::Duration> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let start = *state.window_start.get_or_insert(now);
+        if now.duration_since(start) >= GUARD_WINDOW {
+            *state = GuardState {
+                window_start: Some(now),
+                ..GuardState::default()
+            };
+        }
+        let used = state.clients.get(&client).copied().unwrap_or(0);
+        if used >= CLIENT_FAILURES || state.global >= GLOBAL_FAILURES {
+            let start = state.window_start.unwrap_or(now);
+            return Err(GUARD_WINDOW.saturating_sub(now.duration_since(start)));
+        }
+        Ok(())
+    }
+
+    pub fn failed(&self, client: std::net::IpAddr) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.global = state.global.saturating_add(1);
+        *state.clients.entry(client).or_default() += 1;
+    }
+}
+
+/// What pairing gives the agent: its token (shown once, stored as a digest) and its device.
+pub struct Paired {
+    pub token: String,
+    pub device: Device,
+}
+
+/// Why pairing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    #[error("too many failed pairing attempts")]
+    Throttled(std::time::Duration),
+    #[error("the code is 7 digits")]
+    Malformed,
+    #[error("invalid, used or expired code")]
+    Unknown,
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// Redeems a pairing code: a 7-digit code, unused and unexpired, makes its device attached and
+/// gives the agent a new token (a device paired again loses its previous token).
+pub async fn pair(
+    app: &App,
+    code: &str,
+    client: std::net::IpAddr,
+) -> std::result::Result<Paired, PairError> {
+    app.pairing.check(client).map_err(PairError::Throttled)?;
+    let code = code.trim();
+    if code.len() != 7 || !code.chars().all(|c| c.is_ascii_digit()) {
+        app.pairing.failed(client);
+        return Err(PairError::Malformed);
+    }
+    let token = format!(
+        "pgd_{}",
+        pigeon_core::secret::random_hex(32).map_err(ServiceError::from)?
+    );
+    let redeemed = devices::redeem(
+        &app.store,
+        &sha256_hex(code),
+        &sha256_hex(&token),
+        Ts::now(),
+    )
+    .await
+    .map_err(ServiceError::from)?;
+    match redeemed {
+        Some(device) => Ok(Paired { token, device }),
+        None => {
+            app.pairing.failed(client);
+            Err(PairError::Unknown)
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod helpers;
 mod maintenance;
+mod pairing;
 mod raspisms_auth;
 mod raspisms_list;
 mod raspisms_phones;

@@ -4,6 +4,8 @@
 //! `reference/android-gateways.md` §7 (see the README).
 
 mod render;
+
+pub use render::device as device_json;
 mod status;
 
 use axum::Router;
