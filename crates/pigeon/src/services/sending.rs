@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::time::Duration;
 
-use pigeon_channels::{Channel, Outgoing, SendError};
+use pigeon_channels::{Adapter, Channel, Outgoing, SendError};
 use pigeon_core::recipients::Outcome;
 use pigeon_core::retry;
 use pigeon_core::routing::{self, Candidate, Preferences};
@@ -148,9 +148,33 @@ pub async fn route_unassigned(app: &App) -> Result<usize> {
 
 /// Sends one claimed message through `phone`'s channel and records the outcome.
 pub async fn send(app: &App, channel: &Channel, phone: &Phone, m: &Queued) -> Result<()> {
+    let adapter = channel.adapter();
+    if let Some(ready) = prepare(app, adapter, phone, m).await? {
+        let result = channel.send(&ready.outgoing).await;
+        finish(app, adapter, phone, m, ready, result).await?;
+    }
+    Ok(())
+}
+
+/// A claimed message that passed the checks, with its credits taken, ready for its channel.
+pub struct Ready {
+    pub outgoing: Outgoing,
+    settings: Settings,
+    credits: i64,
+    reserved: bool,
+}
+
+/// The checks before a send (RaspiSMS §5.2: phone status, limits, quota); a message they
+/// refuse is recorded (failed, or back to routing) and `None` comes back.
+pub async fn prepare(
+    app: &App,
+    adapter: &Adapter,
+    phone: &Phone,
+    m: &Queued,
+) -> Result<Option<Ready>> {
     let settings = accounts::settings(app, m.user_id).await?;
-    let outgoing = outgoing(app, channel, m).await?;
-    let decision = match refusal(app, phone, m, &settings).await? {
+    let outgoing = outgoing(app, adapter, m).await?;
+    let refused = match refusal(app, phone, m, &settings).await? {
         Some(Refusal::Fail(reason)) => Decision::Failed(reason),
         Some(Refusal::Reroute(reason)) => Decision::Reroute(reason),
         None => {
@@ -164,28 +188,54 @@ pub async fn send(app: &App, channel: &Channel, phone: &Phone, m: &Queued) -> Re
             if limited {
                 quota_alerts(app, m.user_id, &settings).await?;
             }
-            if !reserved && limited {
-                Decision::Failed("Not enough credit to send message.".into())
-            } else {
-                let result = channel.send(&outgoing).await;
-                if result.is_err() && reserved {
-                    quotas::refund(&app.store, m.user_id, credits).await?;
-                }
-                match result {
-                    Ok(sent) => Decision::Sent(sent.provider_id),
-                    Err(SendError::Permanent(e)) => Decision::Failed(e),
-                    Err(SendError::Transient(e)) => {
-                        retry_or_fail(app, phone, m, &settings, e).await?
-                    }
-                }
+            if reserved || !limited {
+                return Ok(Some(Ready {
+                    outgoing,
+                    settings,
+                    credits,
+                    reserved,
+                }));
             }
+            Decision::Failed("Not enough credit to send message.".into())
         }
     };
-    let adapter = channel.adapter().name;
+    record(app, adapter, phone, m, &outgoing, refused).await?;
+    Ok(None)
+}
+
+/// Records what the channel answered for a prepared message (credits given back if it failed;
+/// a transient failure retried, on another phone of the pool if there is one).
+pub async fn finish(
+    app: &App,
+    adapter: &Adapter,
+    phone: &Phone,
+    m: &Queued,
+    ready: Ready,
+    result: std::result::Result<pigeon_channels::Sent, SendError>,
+) -> Result<()> {
+    if result.is_err() && ready.reserved {
+        quotas::refund(&app.store, m.user_id, ready.credits).await?;
+    }
+    let decision = match result {
+        Ok(sent) => Decision::Sent(sent.provider_id),
+        Err(SendError::Permanent(e)) => Decision::Failed(e),
+        Err(SendError::Transient(e)) => retry_or_fail(app, phone, m, &ready.settings, e).await?,
+    };
+    record(app, adapter, phone, m, &ready.outgoing, decision).await
+}
+
+async fn record(
+    app: &App,
+    adapter: &Adapter,
+    phone: &Phone,
+    m: &Queued,
+    outgoing: &Outgoing,
+    decision: Decision,
+) -> Result<()> {
     let recorded = match &decision {
         Decision::Sent(provider_id) => Attempt::Sent {
             provider_id,
-            adapter,
+            adapter: adapter.name,
         },
         Decision::Retry {
             at,
@@ -207,8 +257,8 @@ pub async fn send(app: &App, channel: &Channel, phone: &Phone, m: &Queued) -> Re
     };
     let deliveries = match &decision {
         Decision::Reroute(_) => Vec::new(),
-        Decision::Sent(_) => send_sms_event(app, phone, m, &outgoing, "unknown").await?,
-        _ => send_sms_event(app, phone, m, &outgoing, "failed").await?,
+        Decision::Sent(_) => send_sms_event(app, phone, m, outgoing, "unknown").await?,
+        _ => send_sms_event(app, phone, m, outgoing, "failed").await?,
     };
     if !queue::record(&app.store, m.id, &recorded, &deliveries).await? {
         tracing::warn!(
@@ -393,7 +443,7 @@ async fn retry_or_fail(
 }
 
 /// The message as the channel gets it: media links appended when it cannot send MMS.
-async fn outgoing(app: &App, channel: &Channel, m: &Queued) -> Result<Outgoing> {
+async fn outgoing(app: &App, adapter: &Adapter, m: &Queued) -> Result<Outgoing> {
     let mut media_urls = Vec::new();
     if m.mms {
         let ids = pigeon_store::messages::media(&app.store, &[m.id])
@@ -407,7 +457,7 @@ async fn outgoing(app: &App, channel: &Channel, m: &Queued) -> Result<Outgoing> 
             .collect();
     }
     let mut text = m.text.clone();
-    if !media_urls.is_empty() && !channel.adapter().capabilities.mms_sending {
+    if !media_urls.is_empty() && !adapter.capabilities.mms_sending {
         text = format!("{text}\n{}", media_urls.join(" - "));
     }
     Ok(Outgoing {
