@@ -201,14 +201,16 @@ pub async fn list(store: &Store, user_id: i64, f: &Filter) -> Result<(Vec<Device
     Ok((rows, total))
 }
 
-/// The user's attached devices (candidates of `{"distribute": "random"}`).
-pub async fn attached(store: &Store, user_id: i64) -> Result<Vec<Device>> {
-    Ok(
-        sqlx::query_as(select!(" WHERE user_id = $1 AND attached = 1 ORDER BY id"))
-            .bind(user_id)
-            .fetch_all(store.r())
-            .await?,
-    )
+/// The user's attached devices whose agent is connected (their phone is available): the
+/// candidates of `{"distribute": "random"}`.
+pub async fn online(store: &Store, user_id: i64) -> Result<Vec<Device>> {
+    Ok(sqlx::query_as(select!(
+        " WHERE user_id = $1 AND attached = 1 \
+         AND phone_id IN (SELECT id FROM phones WHERE status = 'available') ORDER BY id"
+    ))
+    .bind(user_id)
+    .fetch_all(store.r())
+    .await?)
 }
 
 /// Stores a pairing code (its digest) valid until `expires`.
@@ -262,4 +264,38 @@ pub async fn redeem(
         .await?;
     tx.commit().await?;
     Ok(Some(device))
+}
+
+/// The device a token belongs to.
+pub async fn by_token(store: &Store, token_digest: &str) -> Result<Option<Device>> {
+    Ok(sqlx::query_as(select!(" WHERE token_digest = $1"))
+        .bind(token_digest)
+        .fetch_optional(store.r())
+        .await?)
+}
+
+/// Records that a device spoke, and whether its phone can take jobs (connected) or not.
+pub async fn seen(store: &Store, device: &Device, connected: Option<bool>, now: Ts) -> Result<()> {
+    let mut tx = store.w().begin().await?;
+    sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
+        .bind(now.0)
+        .bind(device.id)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(connected) = connected {
+        sqlx::query(
+            "UPDATE phones SET status = $1, updated_at = $2 WHERE id = $3 AND status <> 'disabled'",
+        )
+        .bind(if connected {
+            "available"
+        } else {
+            "unavailable"
+        })
+        .bind(now.0)
+        .bind(device.phone_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

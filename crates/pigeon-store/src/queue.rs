@@ -410,7 +410,8 @@ pub enum ReportTarget<'a> {
     UserAdapter(i64, &'a str),
 }
 
-/// One message sent outside any campaign (the Astandes API), through a fixed phone.
+/// One message sent outside any campaign (the Astandes API), through a phone it may leave for
+/// another of the same kind if that one fails.
 #[derive(Debug, Clone)]
 pub struct Single {
     pub user_id: i64,
@@ -432,7 +433,7 @@ pub async fn enqueue(store: &Store, m: &Single) -> Result<i64> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments, \
          status, client_ref, callback_url, valid_until, max_tries, tries, next_try_at, at, created_at, updated_at) \
-         VALUES ($1, $2, 1, 'outbound', $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 0, $11, $11, $11, $11) RETURNING id",
+         VALUES ($1, $2, 0, 'outbound', $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 0, $11, $11, $11, $11) RETURNING id",
     )
     .bind(m.user_id)
     .bind(m.phone_id)
@@ -478,4 +479,14 @@ pub async fn cancel(store: &Store, user_id: i64, id: i64) -> Result<bool> {
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Keeps the raw error code a device or provider reported on a failed message.
+pub async fn set_error_code(store: &Store, id: i64, code: &str) -> Result<()> {
+    sqlx::query("UPDATE messages SET error_code = $1 WHERE id = $2")
+        .bind(code)
+        .bind(id)
+        .execute(store.w())
+        .await?;
+    Ok(())
 }

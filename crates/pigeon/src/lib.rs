@@ -1,5 +1,6 @@
 //! Pigeon, a self-hosted SMS gateway: the server, its services and its front doors.
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod config;

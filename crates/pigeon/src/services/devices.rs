@@ -153,10 +153,10 @@ pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<(i64, Dev
 }
 
 async fn pick_random(app: &App, user_id: i64) -> Result<Device> {
-    let attached = devices::attached(&app.store, user_id).await?;
+    let attached = devices::online(&app.store, user_id).await?;
     if attached.is_empty() {
         return Err(ServiceError::State(
-            "no attached device to distribute the message to.".into(),
+            "no attached and connected device to distribute the message to.".into(),
         ));
     }
     let index = (rand::random::<f64>() * attached.len() as f64) as usize;

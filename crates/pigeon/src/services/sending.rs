@@ -411,6 +411,16 @@ async fn retry_or_fail(
     if !m.phone_fixed {
         let mut pool = candidates(app, m.user_id, m.phone_group_id, settings).await?;
         pool.retain(|c| c.id != phone.id);
+        // A device's message goes to another of the account's devices, not to a provider.
+        if is_agent(&phone.adapter) {
+            let devices: std::collections::HashSet<i64> = phones::all(&app.store, m.user_id)
+                .await?
+                .iter()
+                .filter(|p| is_agent(&p.adapter))
+                .map(|p| p.id)
+                .collect();
+            pool.retain(|c| devices.contains(&c.id));
+        }
         if let Some(other) =
             routing::pick(&pool, preferences(settings, m.mms), rand::random::<f64>())
         {
@@ -440,6 +450,10 @@ async fn retry_or_fail(
         phone_id: Some(phone.id),
         error,
     })
+}
+
+fn is_agent(adapter: &str) -> bool {
+    pigeon_channels::find(adapter).is_some_and(|a| a.name == "agent")
 }
 
 /// The message as the channel gets it: media links appended when it cannot send MMS.

@@ -5,7 +5,12 @@
 
 mod render;
 
-pub use render::device as device_json;
+pub use render::{device as device_json, id_of};
+
+/// A 24-hex id as Pigeon's id, if it is one of ours.
+pub fn parse_id_value(text: &str) -> Option<i64> {
+    render::parse_id(text).ok()
+}
 mod status;
 
 use axum::Router;
@@ -21,7 +26,7 @@ use pigeon_store::users::User;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-use self::render::{device, id_of, iso};
+use self::render::{device, iso};
 use crate::app::{App, AppState};
 use crate::services::devices::{self, MessageInput, Through};
 use crate::services::{ServiceError, accounts};

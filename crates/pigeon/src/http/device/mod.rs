@@ -1,5 +1,6 @@
 //! The device protocol's door (`/device/v1/...`), used by `pigeon agent` and the Android app:
-//! pairing with the 7-digit code of `POST /api/v1/attach`.
+//! pairing with the 7-digit code of `POST /api/v1/attach`, then one WebSocket per device
+//! (`GET /device/v1/ws`) carrying jobs and acknowledgements (see [`crate::agent::protocol`]).
 //!
 //! `POST /device/v1/pair` `{"code": "1234567"}` → 201 `{"token": "pgd_…", "device": {…}}`.
 //! The token is shown only then (stored as a digest). Wrong codes count against the client and
@@ -9,17 +10,52 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
+use pigeon_core::secret::sha256_hex;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+
+mod session;
 use crate::services::devices::{self, PairError};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/device/v1/pair", post(pair))
+    Router::new()
+        .route("/device/v1/pair", post(pair))
+        .route("/device/v1/ws", get(connect))
+}
+
+/// Upgrades to the device's WebSocket; the token from pairing goes in
+/// `Authorization: Bearer <token>`.
+async fn connect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("Bearer "))
+        .map(str::trim);
+    let device = match token {
+        Some(token) => pigeon_store::devices::by_token(&app.store, &sha256_hex(token))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    match device {
+        Some(device) => upgrade.on_upgrade(move |socket| session::run(app, device, socket)),
+        None => error(
+            StatusCode::UNAUTHORIZED,
+            "invalid device token: pair the device again",
+        ),
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

@@ -1,0 +1,4 @@
+//! The device side: the protocol both ends speak, and `pigeon agent`, the client that pairs with
+//! a 7-digit code and sends SMS for the server through a backend.
+
+pub mod protocol;
