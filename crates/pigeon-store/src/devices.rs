@@ -116,16 +116,43 @@ pub async fn update(store: &Store, user_id: i64, id: i64, f: &DeviceFields) -> R
     found(done.rows_affected())
 }
 
-/// Deletes a device with its phone (its messages keep their history, without a phone).
+/// Deletes a device with its phone. Its messages not sent yet are canceled (Astandes 505,
+/// "deleted") rather than left to be routed to another of the account's phones; the others
+/// keep their history, without a phone.
 pub async fn delete(store: &Store, user_id: i64, id: i64) -> Result<()> {
-    let done = sqlx::query(
-        "DELETE FROM phones WHERE id = (SELECT phone_id FROM devices WHERE id = $1 AND user_id = $2)",
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let phone: Option<i64> =
+        sqlx::query_scalar("SELECT phone_id FROM devices WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(phone) = phone else {
+        return found(0);
+    };
+    let canceled: Vec<i64> = sqlx::query_scalar(
+        "UPDATE messages SET status = 'canceled', updated_at = $1 WHERE phone_id = $2 \
+         AND status IN ('scheduled', 'queued') RETURNING id",
     )
-    .bind(id)
-    .bind(user_id)
-    .execute(store.w())
+    .bind(now)
+    .bind(phone)
+    .fetch_all(&mut *tx)
     .await?;
-    found(done.rows_affected())
+    for message in canceled {
+        sqlx::query("INSERT INTO message_history (message_id, status, detail, at) VALUES ($1, 'canceled', $2, $3)")
+            .bind(message)
+            .bind("its device was deleted")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM phones WHERE id = $1")
+        .bind(phone)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 pub async fn get(store: &Store, user_id: i64, id: i64) -> Result<Option<Device>> {

@@ -426,31 +426,35 @@ pub struct Single {
     pub callback_url: Option<String>,
 }
 
-/// Queues one message; its history starts with `queued`.
-pub async fn enqueue(store: &Store, m: &Single) -> Result<i64> {
+/// Queues messages in one transaction; each history starts with `queued`.
+pub async fn enqueue_all(store: &Store, messages: &[Single]) -> Result<Vec<i64>> {
     let now = Ts::now().0;
     let mut tx = store.w().begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments, \
-         status, client_ref, callback_url, valid_until, max_tries, tries, next_try_at, at, created_at, updated_at) \
-         VALUES ($1, $2, 0, 'outbound', $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 0, $11, $11, $11, $11) RETURNING id",
-    )
-    .bind(m.user_id)
-    .bind(m.phone_id)
-    .bind(&m.destination)
-    .bind(&m.text)
-    .bind(m.encoding)
-    .bind(m.segments)
-    .bind(m.client_ref.as_deref())
-    .bind(m.callback_url.as_deref())
-    .bind(m.valid_until.0)
-    .bind(m.max_tries)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    history(&mut tx, id, "queued", None, now).await?;
+    let mut ids = Vec::with_capacity(messages.len());
+    for m in messages {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments, \
+             status, client_ref, callback_url, valid_until, max_tries, tries, next_try_at, at, created_at, updated_at) \
+             VALUES ($1, $2, 0, 'outbound', $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 0, $11, $11, $11, $11) RETURNING id",
+        )
+        .bind(m.user_id)
+        .bind(m.phone_id)
+        .bind(&m.destination)
+        .bind(&m.text)
+        .bind(m.encoding)
+        .bind(m.segments)
+        .bind(m.client_ref.as_deref())
+        .bind(m.callback_url.as_deref())
+        .bind(m.valid_until.0)
+        .bind(m.max_tries)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        history(&mut tx, id, "queued", None, now).await?;
+        ids.push(id);
+    }
     tx.commit().await?;
-    Ok(id)
+    Ok(ids)
 }
 
 /// Cancels a message of the user that has not been handed to a channel yet.

@@ -1,9 +1,10 @@
-//! The command line: `serve`, `migrate` and `user ...`. Every option may also come from a
-//! `PIGEON_*` variable or the config file (see [`crate::config`]).
+//! The command line: `serve`, `migrate`, `user ...` and `agent`. Every server option may also
+//! come from a `PIGEON_*` variable or the config file (see [`crate::config`]); the agent reads
+//! neither.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "pigeon", version, about = "Pigeon, a self-hosted SMS gateway")]
@@ -37,6 +38,46 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Run the device agent: pair with a server and send its SMS from this machine (a phone
+    /// under Termux, a box with a USB modem). Uses no database and no server config.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The Pigeon server, e.g. https://sms.example.com; needed only to pair.
+    #[arg(long, env = "PIGEON_AGENT_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// The 7-digit pairing code from `POST /api/v1/attach`; unused once paired.
+    #[arg(long, value_name = "CODE")]
+    pub pin: Option<String>,
+    /// How SMS are sent.
+    #[arg(long, value_enum, default_value_t = AgentBackend::Simulator)]
+    pub backend: AgentBackend,
+    /// With `--backend command`: the program run for each SMS, split on whitespace, with
+    /// `{to}` and `{text}` replaced (never through a shell), e.g.
+    /// 'termux-sms-send -n {to} {text}' or 'gammu sendsms TEXT {to} -text {text}'.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub send_command: Option<String>,
+    /// A program whose output lines are received SMS as JSON {"from", "text", "at"?}; kept
+    /// running, started again 20 s after it exits.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub receive_command: Option<String>,
+    /// Where the pairing (server, token, device) is kept, with mode 0600.
+    #[arg(long, value_name = "FILE", default_value = "pigeon-agent.json")]
+    pub state: PathBuf,
+    /// How many SMS the device sends at once (the server takes 1 to 64).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AgentBackend {
+    /// Every SMS is sent, then delivered 50 ms later; nothing leaves the machine.
+    Simulator,
+    /// `--send-command` is run for every SMS.
+    Command,
 }
 
 #[derive(Debug, Args, Default)]

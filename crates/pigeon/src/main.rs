@@ -14,6 +14,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The agent runs on the device: no database, no server config.
+    if let Command::Agent(args) = cli.command {
+        return agent(args).await;
+    }
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args),
         _ => None,
@@ -27,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(command) => user(&app, command).await,
+        Command::Agent(_) => unreachable!("the agent returns before the config is loaded"),
     }
 }
 
@@ -45,6 +50,19 @@ async fn serve(app: App) -> anyhow::Result<()> {
     app::run(std::sync::Arc::new(app), listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn agent(args: pigeon::cli::AgentArgs) -> anyhow::Result<()> {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+        // A second signal does not wait for the jobs being sent.
+        shutdown_signal().await;
+        std::process::exit(130);
+    });
+    pigeon::agent::client::main(args, shutdown).await
 }
 
 async fn shutdown_signal() {

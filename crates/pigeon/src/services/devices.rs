@@ -103,8 +103,35 @@ pub struct MessageInput {
     pub notification: Option<String>,
 }
 
-/// Queues one message through a device; returns its id and the device.
-pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<(i64, Device)> {
+/// Queues one message through a device; returns its id.
+pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<i64> {
+    Ok(send_all(app, user_id, std::slice::from_ref(m))
+        .await?
+        .remove(0))
+}
+
+/// Queues messages all or none: every one is checked (and its device chosen) before any is
+/// stored, then all are stored in one transaction. Returns their ids, in order.
+pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Result<Vec<i64>> {
+    let mut checked = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        let which = |e: ServiceError| match e {
+            ServiceError::Invalid(d) if messages.len() > 1 => {
+                ServiceError::Invalid(format!("messages[{i}]: {d}"))
+            }
+            ServiceError::Missing(d) if messages.len() > 1 => {
+                ServiceError::Missing(format!("messages[{i}]: {d}"))
+            }
+            other => other,
+        };
+        checked.push(check_message(app, user_id, m).await.map_err(which)?);
+    }
+    let ids = queue::enqueue_all(&app.store, &checked).await?;
+    app.wake.notify_waiters();
+    Ok(ids)
+}
+
+async fn check_message(app: &App, user_id: i64, m: &MessageInput) -> Result<Single> {
     let destination = parse_e164(&m.phone).map_err(|_| {
         ServiceError::Invalid(format!(
             "phone : \"{}\" is not a valid international phone number.",
@@ -135,7 +162,7 @@ pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<(i64, Dev
         Through::Random => pick_random(app, user_id).await?,
     };
     let analysis = text::analyse(&m.text);
-    let single = Single {
+    Ok(Single {
         user_id,
         phone_id: device.phone_id,
         destination,
@@ -146,10 +173,7 @@ pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<(i64, Dev
         valid_until: Ts(Ts::now().0.saturating_add(ttl.saturating_mul(1000))),
         client_ref: m.identifier.clone().filter(|i| !i.is_empty()),
         callback_url: m.notification.clone().filter(|u| !u.is_empty()),
-    };
-    let id = queue::enqueue(&app.store, &single).await?;
-    app.wake.notify_waiters();
-    Ok((id, device))
+    })
 }
 
 async fn pick_random(app: &App, user_id: i64) -> Result<Device> {

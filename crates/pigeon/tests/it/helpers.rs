@@ -278,3 +278,22 @@ impl TestApp {
         .collect()
     }
 }
+
+impl TestApp {
+    /// Runs a writing statement on this server's database through the `sqlite3` shell, for
+    /// states no API reaches yet (a device marked attached before pairing exists).
+    pub async fn sql_write(&self, statement: &str) {
+        let out = tokio::process::Command::new("sqlite3")
+            .args(["-cmd", ".timeout 5000"])
+            .arg(self.dir.path().join("pigeon.db"))
+            .arg(statement)
+            .output()
+            .await
+            .expect("the sqlite3 shell must be installed to write the test database");
+        assert!(
+            out.status.success(),
+            "sqlite3 failed on `{statement}`: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

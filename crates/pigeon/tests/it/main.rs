@@ -1,6 +1,8 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a fresh SQLite database, driven over
 //! HTTP.
 
+mod agent;
+mod astandes;
 mod callbacks;
 mod cli;
 mod crash;

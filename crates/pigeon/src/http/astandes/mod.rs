@@ -300,11 +300,11 @@ const DEVICE_SORT: &[(&str, &str)] = &[
     ("attached", "attached"),
     ("firstname", "firstname"),
 ];
+/// Messages do not sort by `status`: it is a code computed from the state, not a column.
 const MESSAGE_SORT: &[(&str, &str)] = &[
     ("updated", "updated_at"),
     ("created", "created_at"),
     ("_id", "id"),
-    ("status", "status"),
 ];
 
 async fn list_devices(
@@ -357,7 +357,11 @@ fn message_input(body: &Map<String, Value>) -> Result<MessageInput, ApiError> {
     };
     Ok(MessageInput {
         through,
-        phone: text_field(body, "phone")?.ok_or_else(|| bad("phone is required"))?,
+        // The document types `phone` as an integer: a number is international without its `+`.
+        phone: match body.get("phone") {
+            Some(Value::Number(n)) => format!("+{n}"),
+            _ => text_field(body, "phone")?.ok_or_else(|| bad("phone is required"))?,
+        },
         text: text_field(body, "text")?.ok_or_else(|| bad("text is required"))?,
         ttl_secs: int_field(body, "ttl")?,
         identifier: text_field(body, "identifier")?,
@@ -380,7 +384,7 @@ async fn create_message(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input = message_input(&object(&body)?)?;
-    let (id, _) = devices::send(&app, user.id, &input).await?;
+    let id = devices::send(&app, user.id, &input).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(shown(&app, user.id, id).await?),
@@ -407,10 +411,7 @@ async fn bulk(
             _ => Err(bad(format!("messages[{i}] must be an object"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut ids = Vec::with_capacity(inputs.len());
-    for input in &inputs {
-        ids.push(devices::send(&app, user.id, input).await?.0);
-    }
+    let ids = devices::send_all(&app, user.id, &inputs).await?;
     let shown = render::messages(&app, user.id, &ids).await?;
     Ok((StatusCode::CREATED, axum::Json(Value::Array(shown))).into_response())
 }

@@ -28,13 +28,14 @@ struct Pending {
 }
 
 pub async fn run(app: AppState, device: Device, mut socket: WebSocket) {
-    let Ok(Some(phone)) = phones::get_any(&app.store, device.phone_id).await else {
-        return;
-    };
     if let Err(e) = devices::seen(&app.store, &device, Some(true), Ts::now()).await {
         tracing::error!(device = device.id, error = %e, "device could not be marked connected");
         return;
     }
+    // Read after marking it connected: the checks before each send look at its status.
+    let Ok(Some(phone)) = phones::get_any(&app.store, device.phone_id).await else {
+        return;
+    };
     tracing::info!(device = device.id, "device connected");
     let mut pending: HashMap<i64, Pending> = HashMap::new();
     let outcome = serve(&app, &device, &phone, &mut socket, &mut pending).await;
@@ -133,6 +134,15 @@ async fn push_jobs(
     if free == 0 {
         return Ok(());
     }
+    // The owner may have disabled the phone meanwhile; sends are checked against its status now.
+    let phone = match phones::get_any(&app.store, phone.id)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(current) if current.status == "available" => current,
+        _ => return Ok(()),
+    };
+    let phone = &phone;
     let now = Ts::now();
     let lease_until = Ts(now.0 + app.config.lease_secs * 1000);
     let claimed = queue::claim(&app.store, phone.id, now, lease_until, free as i64)
