@@ -4,6 +4,7 @@ pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod formats;
 pub mod http;
 pub mod services;
 pub mod workers;

@@ -3,16 +3,6 @@
 //! milliseconds, status codes and their history). Decisions for its gaps follow
 //! `reference/android-gateways.md` §7 (see the README).
 
-mod render;
-
-pub use render::{device as device_json, id_of};
-
-/// A 24-hex id as Pigeon's id, if it is one of ours.
-pub fn parse_id_value(text: &str) -> Option<i64> {
-    render::parse_id(text).ok()
-}
-mod status;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -26,10 +16,15 @@ use pigeon_store::users::User;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-use self::render::{device, iso};
 use crate::app::{App, AppState};
+use crate::formats::astandes::{self as render, device, id_of, iso};
 use crate::services::devices::{self, MessageInput, Through};
 use crate::services::{ServiceError, accounts};
+
+/// An id from the path or the body, as one of Pigeon's.
+fn parse_id(text: &str) -> Result<i64, ApiError> {
+    render::parse_id(text).ok_or_else(|| bad(format!("`{}` is not an id", text.trim())))
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -186,7 +181,7 @@ async fn get_device(
     Account(user): Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let d = devices::get(&app, user.id, render::parse_id(&id)?).await?;
+    let d = devices::get(&app, user.id, parse_id(&id)?).await?;
     Ok(axum::Json(device(&d)).into_response())
 }
 
@@ -199,7 +194,7 @@ async fn update_device(
     let d = devices::update(
         &app,
         user.id,
-        render::parse_id(&id)?,
+        parse_id(&id)?,
         &device_fields(&object(&body)?)?,
     )
     .await?;
@@ -211,7 +206,7 @@ async fn delete_device(
     Account(user): Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = render::parse_id(&id)?;
+    let id = parse_id(&id)?;
     let d = devices::get(&app, user.id, id).await?;
     devices::delete(&app, user.id, id).await?;
     Ok(axum::Json(device(&d)).into_response())
@@ -330,7 +325,7 @@ async fn attach(
     let body = object(&body)?;
     let id = text_field(&body, "device")?.ok_or_else(|| bad("device is required"))?;
     let (d, code_id, code, created, expires) =
-        devices::attach(&app, user.id, render::parse_id(&id)?).await?;
+        devices::attach(&app, user.id, parse_id(&id)?).await?;
     let answer = json!({
         "expires": iso(expires.0),
         "created": iso(created.0),
@@ -344,7 +339,7 @@ async fn attach(
 /// `device` is an id, or `{"distribute": "random"}`.
 fn message_input(body: &Map<String, Value>) -> Result<MessageInput, ApiError> {
     let through = match body.get("device") {
-        Some(Value::String(id)) => Through::Device(render::parse_id(id)?),
+        Some(Value::String(id)) => Through::Device(parse_id(id)?),
         Some(Value::Object(o)) if o.get("distribute").and_then(Value::as_str) == Some("random") => {
             Through::Random
         }
@@ -445,7 +440,7 @@ async fn get_message(
     Account(user): Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(axum::Json(shown(&app, user.id, render::parse_id(&id)?).await?).into_response())
+    Ok(axum::Json(shown(&app, user.id, parse_id(&id)?).await?).into_response())
 }
 
 /// Deleting a message not handed to its device yet cancels it (505, "mensagem apagada").
@@ -454,7 +449,7 @@ async fn delete_message(
     Account(user): Account,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = render::parse_id(&id)?;
+    let id = parse_id(&id)?;
     shown(&app, user.id, id).await?;
     devices::cancel(&app, user.id, id).await?;
     Ok(axum::Json(shown(&app, user.id, id).await?).into_response())

@@ -77,7 +77,7 @@ async fn pair(
     };
     match devices::pair(&app, &code, client.ip()).await {
         Ok(paired) => {
-            let device = super::astandes::device_json(&paired.device);
+            let device = crate::formats::astandes::device(&paired.device);
             (
                 StatusCode::CREATED,
                 axum::Json(json!({ "token": paired.token, "device": device })),

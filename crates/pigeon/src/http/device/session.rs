@@ -17,7 +17,7 @@ use pigeon_store::queue::{self, Queued, ReportTarget};
 
 use crate::agent::protocol::{FromAgent, SILENCE_SECS, ToAgent, transient};
 use crate::app::{App, AppState};
-use crate::http::astandes::{id_of, parse_id_value};
+use crate::formats::astandes::{id_of, parse_id};
 use crate::services::sending::{self, Ready};
 use crate::services::{ServiceError, inbound};
 
@@ -178,7 +178,7 @@ async fn ack(
     code: Option<String>,
     detail: Option<String>,
 ) -> Result<(), ServiceError> {
-    let Some(id) = parse_id_value(job) else {
+    let Some(id) = parse_id(job) else {
         return Ok(());
     };
     match status {

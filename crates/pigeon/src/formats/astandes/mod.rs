@@ -1,4 +1,6 @@
-//! Astandes objects: 24-hex `_id`s, ISO-8601 UTC dates with milliseconds and `Z`.
+//! Astandes objects: 24-hex `_id`s, ISO-8601 UTC dates with milliseconds and `Z`, status codes.
+
+pub mod status;
 
 use std::collections::HashMap;
 
@@ -7,8 +9,7 @@ use pigeon_store::devices::{self, Device};
 use pigeon_store::messages::{self, Detailed};
 use serde_json::{Value, json};
 
-use super::ApiError;
-use super::status::code;
+use self::status::code;
 use crate::app::App;
 use crate::services::ServiceError;
 
@@ -17,13 +18,13 @@ pub fn id_of(id: i64) -> String {
     format!("{id:024x}")
 }
 
-pub fn parse_id(text: &str) -> Result<i64, ApiError> {
+/// An id Pigeon issued, from its 24-hex form.
+pub fn parse_id(text: &str) -> Option<i64> {
     let text = text.trim();
     (text.len() == 24)
         .then(|| i64::from_str_radix(text, 16).ok())
         .flatten()
         .filter(|id| *id > 0)
-        .ok_or_else(|| super::bad(format!("`{text}` is not an id")))
 }
 
 pub fn iso(ms: i64) -> String {
@@ -125,7 +126,7 @@ mod tests {
     #[test]
     fn ids_are_24_hex_and_round_trip() {
         assert_eq!(id_of(1), "000000000000000000000001");
-        assert_eq!(parse_id(&id_of(0x54d1_03df)).ok(), Some(0x54d1_03df));
+        assert_eq!(parse_id(&id_of(0x54d1_03df)), Some(0x54d1_03df));
         // Ids Pigeon never issued (wider than 63 bits) are refused like garbage.
         for bad in [
             "54d103df29ba4e502b2e4e9a",
@@ -134,7 +135,7 @@ mod tests {
             "zzzzzzzzzzzzzzzzzzzzzzzz",
             "000000000000000000000000",
         ] {
-            assert!(parse_id(bad).is_err(), "{bad}");
+            assert!(parse_id(bad).is_none(), "{bad}");
         }
     }
 
