@@ -5,6 +5,8 @@
 //! channel outside any transaction, then records the result; a lease that runs out (the server
 //! died mid-send) puts the message back in the queue.
 
+use std::collections::HashMap;
+
 use sqlx::AssertSqlSafe;
 
 use crate::campaigns::Campaign;
@@ -287,13 +289,15 @@ pub async fn record(
     Ok(true)
 }
 
-/// Moves every message `select` finds (it binds `now` as `$1`) to `to`, with a history row each.
+/// Moves every message `select` finds (it binds `now` as `$1`) to `to`, with a history row each
+/// and the deliveries `notify` has for it.
 async fn sweep(
     store: &Store,
     select: &'static str,
     to: &str,
     detail: &str,
     now: Ts,
+    notify: &HashMap<i64, Vec<NewDelivery>>,
 ) -> Result<u64> {
     let mut tx = store.w().begin().await?;
     let ids: Vec<i64> = sqlx::query_scalar(select)
@@ -312,20 +316,29 @@ async fn sweep(
         q.execute(&mut *tx).await?;
         for id in chunk {
             history(&mut tx, *id, to, Some(detail), now.0).await?;
+            if let Some(deliveries) = notify.get(id) {
+                outbox::insert(&mut tx, deliveries, now.0).await?;
+            }
         }
     }
     tx.commit().await?;
     Ok(ids.len() as u64)
 }
 
-/// Queued messages past their validity become `expired`.
-pub async fn expire(store: &Store, now: Ts) -> Result<u64> {
+/// Queued messages past their validity become `expired`, with the notifications prepared for
+/// them (see [`expiring_notified`]).
+pub async fn expire(
+    store: &Store,
+    now: Ts,
+    notify: &HashMap<i64, Vec<NewDelivery>>,
+) -> Result<u64> {
     sweep(
         store,
         "SELECT id FROM messages WHERE status = 'queued' AND valid_until IS NOT NULL AND valid_until < $1",
         "expired",
         "validity period exceeded",
         now,
+        notify,
     )
     .await
 }
@@ -338,6 +351,7 @@ pub async fn reap(store: &Store, now: Ts) -> Result<u64> {
         "queued",
         "lease expired: the send may not have completed",
         now,
+        &HashMap::new(),
     )
     .await
 }
@@ -457,8 +471,14 @@ pub async fn enqueue_all(store: &Store, messages: &[Single]) -> Result<Vec<i64>>
     Ok(ids)
 }
 
-/// Cancels a message of the user that has not been handed to a channel yet.
-pub async fn cancel(store: &Store, user_id: i64, id: i64) -> Result<bool> {
+/// Cancels a message of the user that has not been handed to a channel yet, with the
+/// deliveries its change causes.
+pub async fn cancel(
+    store: &Store,
+    user_id: i64,
+    id: i64,
+    deliveries: &[NewDelivery],
+) -> Result<bool> {
     let now = Ts::now().0;
     let mut tx = store.w().begin().await?;
     let done = sqlx::query(
@@ -481,6 +501,7 @@ pub async fn cancel(store: &Store, user_id: i64, id: i64) -> Result<bool> {
         now,
     )
     .await?;
+    outbox::insert(&mut tx, deliveries, now).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -493,4 +514,37 @@ pub async fn set_error_code(store: &Store, id: i64, code: &str) -> Result<()> {
         .execute(store.w())
         .await?;
     Ok(())
+}
+
+/// The message a delivery report would apply to (see [`report`]).
+pub async fn reported_message(
+    store: &Store,
+    find: ReportTarget<'_>,
+    provider_id: &str,
+) -> Result<Option<i64>> {
+    let (phone, user, adapter) = match find {
+        ReportTarget::Phone(phone) => (Some(phone), None, None),
+        ReportTarget::UserAdapter(user, adapter) => (None, Some(user), Some(adapter)),
+    };
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM messages WHERE provider_id = $1 AND direction = 'outbound' AND ($2 IS NULL OR phone_id = $2) \
+         AND ($3 IS NULL OR user_id = $3) AND ($4 IS NULL OR adapter = $4) ORDER BY id DESC LIMIT 1",
+    )
+    .bind(provider_id)
+    .bind(phone)
+    .bind(user)
+    .bind(adapter)
+    .fetch_optional(store.r())
+    .await?)
+}
+
+/// Queued messages past their validity that asked for notifications: (user, message).
+pub async fn expiring_notified(store: &Store, now: Ts) -> Result<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT user_id, id FROM messages WHERE status = 'queued' AND valid_until IS NOT NULL AND valid_until < $1 \
+         AND callback_url IS NOT NULL AND callback_url <> ''",
+    )
+    .bind(now.0)
+    .fetch_all(store.r())
+    .await?)
 }

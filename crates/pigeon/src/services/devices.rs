@@ -9,7 +9,7 @@ use pigeon_core::time::Ts;
 use pigeon_store::devices::{self, Device, DeviceFields, Filter};
 use pigeon_store::queue::{self, Single};
 
-use super::{Result, ServiceError, check_len};
+use super::{Result, ServiceError, check_len, notifications};
 use crate::app::App;
 
 /// A pairing code is valid this long (the Astandes document: 15 minutes).
@@ -192,7 +192,11 @@ async fn pick_random(app: &App, user_id: i64) -> Result<Device> {
 
 /// Cancels a message not handed to its device yet.
 pub async fn cancel(app: &App, user_id: i64, id: i64) -> Result<()> {
-    if queue::cancel(&app.store, user_id, id).await? {
+    let notice = notifications::prepare(app, user_id, id).await?;
+    let deliveries = notice
+        .map(|n| n.render("canceled", false))
+        .unwrap_or_default();
+    if queue::cancel(&app.store, user_id, id, &deliveries).await? {
         Ok(())
     } else {
         Err(ServiceError::State(

@@ -11,7 +11,7 @@ use pigeon_store::stop_list;
 use serde_json::json;
 
 use super::campaigns::{self as campaign_service, CampaignInput, NumberInput};
-use super::{Result, ServiceError, accounts, events};
+use super::{Result, ServiceError, accounts, events, notifications};
 use crate::app::App;
 
 /// What an inbound text asks for.
@@ -50,9 +50,10 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
         .await?
         .ok_or(ServiceError::NotFound)?;
     let hooks = events::targets(app, phone.user_id, "receive_sms").await?;
+    let device_notice = notifications::inbound(app, phone.user_id, phone.id).await?;
     // RaspiSMS puts the phone's id in `destination` here.
     let render = |id: i64| {
-        hooks.render(&json!({
+        let mut deliveries = hooks.render(&json!({
             "id": id,
             "at": hooks.at(sms.at.0),
             "text": sms.text,
@@ -61,7 +62,11 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
             "command": false,
             "mms": false,
             "medias": [],
-        }))
+        }));
+        if let Some(notice) = &device_notice {
+            deliveries.extend(notice(id, &sms.origin, &sms.text, sms.at.0));
+        }
+        deliveries
     };
     let message = NewMessage {
         user_id: phone.user_id,
@@ -128,14 +133,24 @@ pub async fn report(
         },
     };
     let hooks = events::targets(app, user_id, "send_sms_status_change").await?;
+    let notice = match queue::reported_message(&app.store, target, provider_id).await? {
+        Some(id) => notifications::prepare(app, user_id, id).await?,
+        None => None,
+    };
     let from: Vec<&str> = Status::ALL
         .iter()
         .filter(|s| s.can_become(to))
         .map(|s| s.as_str())
         .collect();
     let render = |moved: &Moved| {
-        hooks.render(&json!({ "id": moved.id, "status": events::raspisms_status(&moved.status) }))
+        let body = json!({ "id": moved.id, "status": events::raspisms_status(&moved.status) });
+        let mut deliveries = hooks.render(&body);
+        if let Some(notice) = notice.as_ref().filter(|n| n.message_id() == moved.id) {
+            deliveries.extend(notice.render(&moved.status, false));
+        }
+        deliveries
     };
+
     Ok(queue::report(&app.store, target, provider_id, &from, to.as_str(), render).await?)
 }
 

@@ -21,7 +21,9 @@ use pigeon_store::{media, quotas};
 use serde_json::json;
 
 use super::accounts::{self, Settings};
-use super::{Result, campaigns as campaign_service, events, phones as phone_service};
+use super::{
+    Result, campaigns as campaign_service, events, notifications, phones as phone_service,
+};
 use crate::app::App;
 
 /// Dispatches the campaigns that are due; returns how many messages were queued.
@@ -255,11 +257,22 @@ async fn record(
         },
         Decision::Failed(error) => Attempt::Failed { error },
     };
-    let deliveries = match &decision {
+    let mut deliveries = match &decision {
         Decision::Reroute(_) => Vec::new(),
         Decision::Sent(_) => send_sms_event(app, phone, m, outgoing, "unknown").await?,
         _ => send_sms_event(app, phone, m, outgoing, "failed").await?,
     };
+    let notified = match &decision {
+        Decision::Reroute(_) => None,
+        Decision::Sent(_) => Some(("sent", false)),
+        Decision::Retry { .. } => Some(("queued", true)),
+        Decision::Failed(_) => Some(("failed", false)),
+    };
+    if let Some((status, tried)) = notified
+        && let Some(prepared) = notifications::prepare(app, m.user_id, m.id).await?
+    {
+        deliveries.extend(prepared.render(status, tried));
+    }
     if !queue::record(&app.store, m.id, &recorded, &deliveries).await? {
         tracing::warn!(
             message = m.id,

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{App, AppState};
-use crate::services::{ServiceError, inbound, quotas, reliability, sending};
+use crate::services::{ServiceError, inbound, notifications, quotas, reliability, sending};
 
 /// Starts every worker; they stop when `stop` is cancelled, finishing the sends under way.
 pub fn start(app: AppState, stop: CancellationToken) -> TaskTracker {
@@ -65,7 +65,13 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
 pub async fn step(app: &App) -> Result<(), ServiceError> {
     let now = Ts::now();
     queue::reap(&app.store, now).await?;
-    queue::expire(&app.store, now).await?;
+    let expiring = queue::expiring_notified(&app.store, now).await?;
+    let notify = notifications::prepare_all(app, &expiring)
+        .await?
+        .into_iter()
+        .map(|(id, prepared)| (id, prepared.render("expired", false)))
+        .collect();
+    queue::expire(&app.store, now, &notify).await?;
     quotas::renew_due(app).await?;
     let dispatched = sending::dispatch_due(app).await?;
     let routed = sending::route_unassigned(app).await?;

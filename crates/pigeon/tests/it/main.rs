@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod helpers;
 mod maintenance;
+mod notifications;
 mod pairing;
 mod raspisms_auth;
 mod raspisms_list;

@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
                 .patch(update_device)
                 .delete(delete_device),
         )
+        .route("/api/v1/device/{id}/secret", get(device_secret))
         .route("/api/v1/attach", post(attach))
         .route("/api/v1/message", post(create_message).get(list_messages))
         .route("/api/v1/message/bulk", post(bulk))
@@ -174,6 +175,18 @@ async fn create_device(
 ) -> Result<Response, ApiError> {
     let d = devices::create(&app, user.id, &device_fields(&object(&body)?)?).await?;
     Ok((StatusCode::CREATED, axum::Json(device(&d))).into_response())
+}
+
+/// Beyond the document: the secret that signs the Standard Webhooks headers of this device's
+/// notifications (and its messages'), for receivers that verify them.
+async fn device_secret(
+    State(app): State<AppState>,
+    Account(user): Account,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let d = devices::get(&app, user.id, parse_id(&id)?).await?;
+    let secret = app.key.open(&d.secret_sealed).map_err(ServiceError::from)?;
+    Ok(axum::Json(json!({ "secret": secret })).into_response())
 }
 
 async fn get_device(

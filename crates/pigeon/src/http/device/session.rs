@@ -208,6 +208,8 @@ async fn ack(
                 detail.unwrap_or_default()
             );
             if let Some(done) = pending.remove(&id) {
+                // Kept before the failure is recorded, so its notification shows the code.
+                queue::set_error_code(&app.store, id, &status.to_string()).await?;
                 let error = if transient(status) {
                     SendError::Transient(error)
                 } else {
@@ -222,7 +224,6 @@ async fn ack(
                     Err(error),
                 )
                 .await?;
-                queue::set_error_code(&app.store, id, &status.to_string()).await?;
             } else {
                 // An error after 203: the network did not deliver it.
                 inbound::report(app, ReportTarget::Phone(phone.id), job, Report::Undelivered)
