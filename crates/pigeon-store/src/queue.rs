@@ -548,3 +548,17 @@ pub async fn expiring_notified(store: &Store, now: Ts) -> Result<Vec<(i64, i64)>
     .fetch_all(store.r())
     .await?)
 }
+
+/// Moves the queued messages of one phone to another (a device went away); how many.
+pub async fn move_queued(store: &Store, from_phone: i64, to_phone: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE messages SET phone_id = $1, updated_at = $2 WHERE phone_id = $3 AND status = 'queued' \
+         AND direction = 'outbound'",
+    )
+    .bind(to_phone)
+    .bind(Ts::now().0)
+    .bind(from_phone)
+    .execute(store.w())
+    .await?;
+    Ok(done.rows_affected())
+}

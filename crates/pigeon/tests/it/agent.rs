@@ -206,3 +206,57 @@ async fn jobs_of_a_device_that_disconnects_go_to_another_device() {
     assert!(moved, "{shown}");
     assert_eq!(shown["device"]["_id"], other.as_str(), "{shown}");
 }
+
+#[tokio::test]
+async fn an_agent_killed_mid_batch_leaves_the_rest_to_another_and_nothing_goes_twice() {
+    let t = spawn_sending().await;
+    let script = t.dir.path().join("hang.sh");
+    std::fs::write(&script, "#!/bin/sh\nsleep 30\n").expect("script");
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .expect("chmod");
+    let template = format!("{} {{to}} {{text}}", script.display());
+    let (stuck, mut agent) = paired_agent(
+        &t,
+        "stuck",
+        &["--backend", "command", "--send-command", &template],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = json!({"device": stuck, "phone": format!("+551199999999{i}"), "text": "batch", "maxtries": 2});
+        let m = api(&t, reqwest::Method::POST, "/api/v1/message", Some(body)).await;
+        ids.push(m["_id"].as_str().expect("id").to_string());
+    }
+    let pushed = poll(Duration::from_secs(10), || async {
+        let first = api(
+            &t,
+            reqwest::Method::GET,
+            &format!("/api/v1/message/{}", ids[0]),
+            None,
+        )
+        .await;
+        (first["status"] == 302).then_some(())
+    })
+    .await;
+    assert!(pushed.is_some(), "the first job was not pushed");
+    let (other, _second) = paired_agent(&t, "other", &["--backend", "simulator"]).await;
+    agent.kill().await.expect("kill");
+    for id in &ids {
+        let path = format!("/api/v1/message/{id}");
+        let done = poll(Duration::from_secs(15), || async {
+            (api(&t, reqwest::Method::GET, &path, None).await["status"] == 205).then_some(())
+        })
+        .await;
+        let shown = api(&t, reqwest::Method::GET, &path, None).await;
+        assert!(done.is_some(), "{shown}");
+        assert_eq!(shown["device"]["_id"], other.as_str(), "{shown}");
+        assert_eq!(
+            codes(&shown).iter().filter(|c| **c == 203).count(),
+            1,
+            "sent once: {shown}"
+        );
+    }
+}

@@ -55,7 +55,28 @@ pub async fn run(app: AppState, device: Device, mut socket: WebSocket) {
     if let Err(e) = devices::seen(&app.store, &device, Some(false), Ts::now()).await {
         tracing::error!(device = device.id, error = %e, "device could not be marked disconnected");
     }
+    if let Err(e) = hand_over(&app, &device).await {
+        tracing::error!(device = device.id, error = %e, "queued messages not handed to another device");
+    }
     app.wake.notify_waiters();
+}
+
+/// The messages still queued on a device that went away go to another connected device of the
+/// account, if there is one (otherwise they wait for it until their TTL).
+async fn hand_over(app: &App, device: &Device) -> Result<(), ServiceError> {
+    let others: Vec<Device> = devices::online(&app.store, device.user_id)
+        .await?
+        .into_iter()
+        .filter(|d| d.id != device.id)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let index = (rand::random::<f64>() * others.len() as f64) as usize;
+    if let Some(other) = others.get(index.min(others.len() - 1)) {
+        queue::move_queued(&app.store, device.phone_id, other.phone_id).await?;
+    }
+    Ok(())
 }
 
 fn agent_adapter() -> &'static pigeon_channels::Adapter {
