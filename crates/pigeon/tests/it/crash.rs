@@ -17,10 +17,12 @@ use pigeon_channels::simulator::{self, SimulatedSend};
 use pigeon_core::time::Ts;
 use pigeon_store::messages::{self, Message};
 use pigeon_store::{Page, Store, phones, queue, stats, users};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
+use crate::binary::{logs, read_api_key, spawn, wait_until_up};
 use crate::helpers::{Answer, answer};
+
+/// Short leases and ticks, so the restart picks the interrupted sends up at once.
+const SETTINGS: &[(&str, &str)] = &[("PIGEON_LEASE_SECS", "2"), ("PIGEON_TICK_MS", "50")];
 
 const MESSAGES: usize = 1000;
 /// The simulator phone's concurrency: at most this many sends are in flight at once.
@@ -31,85 +33,6 @@ const POLL: Duration = Duration::from_millis(10);
 
 fn numbers() -> Vec<String> {
     (0..MESSAGES).map(|i| format!("+33612{i:06}")).collect()
-}
-
-/// The server on `listen` in `dir`, its stderr appended to `dir/<log>`.
-fn spawn(dir: &Path, listen: &str, log: &str, stdout: Stdio) -> Child {
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(log))
-        .expect("log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pigeon"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PIGEON_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .current_dir(dir)
-        .env("PIGEON_LEASE_SECS", "2")
-        .env("PIGEON_TICK_MS", "50")
-        .args(["serve", "--listen", listen])
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn pigeon")
-}
-
-/// The end of the servers' logs, for failure messages.
-fn logs(dir: &Path) -> String {
-    let mut out = String::new();
-    for log in ["first.log", "second.log"] {
-        let text = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-        out.push_str(&format!("\n--- {log} (last 30 lines) ---\n{tail}"));
-    }
-    out
-}
-
-/// The API key the first start prints; the rest of stdout is drained in the background.
-async fn read_api_key(child: &mut Child, dir: &Path) -> String {
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let key = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(key) = line.trim().strip_prefix("api key:") {
-                return Some(key.trim().to_string());
-            }
-        }
-        None
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no api key printed in time{}", logs(dir)))
-    .unwrap_or_else(|| panic!("stdout closed without an api key{}", logs(dir)));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    key
-}
-
-async fn wait_until_up(client: &reqwest::Client, base: &str, child: &mut Child, dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if client
-            .get(format!("{base}/api/list/contact/"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("the server exited ({status}){}", logs(dir));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not answer{}",
-            logs(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn post(
@@ -222,7 +145,7 @@ async fn a_server_killed_mid_send_resumes_without_losing_or_repeating_messages()
     let client = reqwest::Client::new();
 
     // 1. The first server; it prints the first admin's key.
-    let mut first = spawn(dir, &listen, "first.log", Stdio::piped());
+    let mut first = spawn(dir, &listen, "first.log", Stdio::piped(), SETTINGS);
     let key = read_api_key(&mut first, dir).await;
     wait_until_up(&client, &base, &mut first, dir).await;
     let store = Store::connect(&format!("sqlite://{}", dir.join("pigeon.db").display()))
@@ -307,7 +230,7 @@ async fn a_server_killed_mid_send_resumes_without_losing_or_repeating_messages()
     );
 
     // 5. The restart, on the same directory, port and settings.
-    let mut second = spawn(dir, &listen, "second.log", Stdio::null());
+    let mut second = spawn(dir, &listen, "second.log", Stdio::null(), SETTINGS);
     wait_until_up(&client, &base, &mut second, dir).await;
     let restarted_at = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -3,6 +3,7 @@
 
 mod agent;
 mod astandes;
+mod binary;
 mod callbacks;
 mod cli;
 mod crash;

@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,9 +28,8 @@ use pigeon_core::time::Ts;
 use pigeon_store::messages::{self, NewMessage};
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
+use crate::binary::{logs, read_api_key, spawn, wait_until_up};
 use crate::helpers::{TestApp, answer, poll, spawn_with, sql_at};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -1454,83 +1452,12 @@ async fn the_webhook_setting_off_creates_no_deliveries() {
 // ---------------------------------------------------------------------------------------------
 // 10. Crash safety with the real binary.
 
-/// The real server on `listen` in `dir`, its stderr appended to `dir/<log>`.
-fn spawn_binary(dir: &Path, listen: &str, log: &str, stdout: Stdio) -> Child {
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(log))
-        .expect("log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pigeon"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PIGEON_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .current_dir(dir)
-        .env("PIGEON_ALLOW_OUTBOUND_CIDR", r#"["127.0.0.1/32"]"#)
-        .env("PIGEON_WEBHOOK_RETRY_MS", "[500,500,500,500,500]")
-        .env("PIGEON_TICK_MS", "50")
-        .args(["serve", "--listen", listen])
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn pigeon")
-}
-
-fn binary_logs(dir: &Path) -> String {
-    let mut out = String::new();
-    for log in ["first.log", "second.log"] {
-        let text = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-        out.push_str(&format!("\n--- {log} (last 30 lines) ---\n{tail}"));
-    }
-    out
-}
-
-async fn read_api_key(child: &mut Child, dir: &Path) -> String {
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let key = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(key) = line.trim().strip_prefix("api key:") {
-                return Some(key.trim().to_string());
-            }
-        }
-        None
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no api key printed in time{}", binary_logs(dir)))
-    .unwrap_or_else(|| panic!("stdout closed without an api key{}", binary_logs(dir)));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    key
-}
-
-async fn wait_up(client: &reqwest::Client, base: &str, child: &mut Child, dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if client
-            .get(format!("{base}/api/list/contact/"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("the server exited ({status}){}", binary_logs(dir));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not answer{}",
-            binary_logs(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// Loopback receivers, short retries and ticks for the binary.
+const BINARY_SETTINGS: &[(&str, &str)] = &[
+    ("PIGEON_ALLOW_OUTBOUND_CIDR", r#"["127.0.0.1/32"]"#),
+    ("PIGEON_WEBHOOK_RETRY_MS", "[500,500,500,500,500]"),
+    ("PIGEON_TICK_MS", "50"),
+];
 
 async fn post_to(
     client: &reqwest::Client,
@@ -1556,9 +1483,9 @@ async fn a_killed_server_delivers_every_committed_event_after_its_restart() {
     let client = reqwest::Client::new();
     let rx = Receiver::start(500).await;
 
-    let mut first = spawn_binary(dir, &listen, "first.log", Stdio::piped());
+    let mut first = spawn(dir, &listen, "first.log", Stdio::piped(), BINARY_SETTINGS);
     let key = read_api_key(&mut first, dir).await;
-    wait_up(&client, &base, &mut first, dir).await;
+    wait_until_up(&client, &base, &mut first, dir).await;
     let a = post_to(
         &client,
         &format!("{base}/api/phone/"),
@@ -1599,7 +1526,7 @@ async fn a_killed_server_delivers_every_committed_event_after_its_restart() {
         tried.is_some(),
         "not every event was attempted: {:?}{}",
         paths(&rx.hits()),
-        binary_logs(dir)
+        logs(dir)
     );
     first.kill().await.expect("SIGKILL");
     let status = first.wait().await.expect("wait");
@@ -1617,8 +1544,8 @@ async fn a_killed_server_delivers_every_committed_event_after_its_restart() {
     );
     rx.set_status(200);
 
-    let mut second = spawn_binary(dir, &listen, "second.log", Stdio::null());
-    wait_up(&client, &base, &mut second, dir).await;
+    let mut second = spawn(dir, &listen, "second.log", Stdio::null(), BINARY_SETTINGS);
+    wait_until_up(&client, &base, &mut second, dir).await;
     let done = poll(Duration::from_secs(10), || async {
         let ok: BTreeSet<String> = rx
             .hits()
@@ -1633,7 +1560,7 @@ async fn a_killed_server_delivers_every_committed_event_after_its_restart() {
         done.is_some(),
         "not every event was delivered after the restart: {:?}{}",
         paths(&rx.hits()),
-        binary_logs(dir)
+        logs(dir)
     );
     // Past the retry schedule: nothing more comes.
     tokio::time::sleep(Duration::from_millis(700)).await;
