@@ -10,7 +10,7 @@ use pigeon::services::accounts;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Answer, TestApp, answer, poll, spawn, spawn_with};
+use crate::helpers::{Answer, Curl, TestApp, answer, poll, spawn, spawn_with};
 
 const NUMBER: &str = "+5511999999999";
 /// A well-formed id that no device nor message has.
@@ -1623,14 +1623,6 @@ const SEED_LIST_MESSAGES_ANSWER: &str = r#"{
  }]
 }"#;
 
-/// What curl printed: the HTTP status and the body.
-#[derive(Debug)]
-struct Curl {
-    status: u16,
-    text: String,
-    body: Value,
-}
-
 /// The seed's command with the host, the key and the example ids (`(seed, real)`) replaced.
 fn localized(t: &TestApp, command: &str, ids: &[(&str, &str)]) -> String {
     assert!(
@@ -1667,22 +1659,7 @@ async fn sh_curl(line: &str) -> Curl {
         .output()
         .await
         .expect("run sh");
-    let stdout = String::from_utf8(out.stdout).expect("utf-8 output");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (text, status) = stdout
-        .rsplit_once('\n')
-        .unwrap_or_else(|| panic!("no status in {stdout:?}"));
-    Curl {
-        status: status
-            .parse()
-            .unwrap_or_else(|_| panic!("bad status {status:?}")),
-        text: text.to_string(),
-        body: serde_json::from_str(text).unwrap_or(Value::Null),
-    }
+    Curl::from_output(out, &script)
 }
 
 /// Runs a seed example as the seed means it.

@@ -297,3 +297,33 @@ impl TestApp {
         );
     }
 }
+
+/// What curl printed (run with `-s -S -w '\n%{http_code}'`): the HTTP status and the body.
+#[derive(Debug)]
+pub struct Curl {
+    pub status: u16,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Curl {
+    /// Reads curl's output, failing the test if curl itself failed (`what` names the command).
+    pub fn from_output(out: std::process::Output, what: &str) -> Curl {
+        let stdout = String::from_utf8(out.stdout).expect("utf-8 output");
+        assert!(
+            out.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (text, status) = stdout
+            .rsplit_once('\n')
+            .unwrap_or_else(|| panic!("no status in {stdout:?}"));
+        Curl {
+            status: status
+                .parse()
+                .unwrap_or_else(|_| panic!("bad status {status:?}")),
+            text: text.to_string(),
+            body: serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+}

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn};
+use crate::helpers::{Curl, TestApp, spawn};
 
 const SEED_KEY: &str = "ac122e8d46faac0615c181b93d07612d";
 const SEED_HOSTS: [&str; 2] = ["https://app.raspisms.fr", "http://127.0.0.1/raspisms"];
@@ -45,15 +45,12 @@ const CREATE_PHONE_2: &str = r"curl -X POST http://127.0.0.1/raspisms/api/phone/
 // ---------------------------------------------------------------------------------------------
 // Running curl
 
-/// What curl printed: the HTTP status and the body.
-#[derive(Debug)]
-struct Curl {
-    status: u16,
-    text: String,
-    body: Value,
+/// Reads what RaspiSMS answers.
+trait CreatedId {
+    fn created_id(&self) -> i64;
 }
 
-impl Curl {
+impl CreatedId for Curl {
     /// The new id of a successful create, after checking the whole answer is RaspiSMS's.
     fn created_id(&self) -> i64 {
         assert_eq!(self.status, 201, "{}", self.text);
@@ -114,22 +111,7 @@ async fn curl(args: &[String]) -> Curl {
         .output()
         .await
         .expect("run curl");
-    let stdout = String::from_utf8(out.stdout).expect("utf-8 output");
-    assert!(
-        out.status.success(),
-        "curl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (text, status) = stdout
-        .rsplit_once('\n')
-        .unwrap_or_else(|| panic!("no status in {stdout:?}"));
-    Curl {
-        status: status
-            .parse()
-            .unwrap_or_else(|_| panic!("bad status {status:?}")),
-        text: text.to_string(),
-        body: serde_json::from_str(text).unwrap_or(Value::Null),
-    }
+    Curl::from_output(out, &format!("curl {args:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------
