@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 
+mod link;
 mod session;
 use crate::services::devices::{self, PairError};
 
