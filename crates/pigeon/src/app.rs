@@ -34,6 +34,8 @@ pub struct App {
     pub wake: Notify,
     /// Failed device pairing attempts, so pairing codes cannot be guessed.
     pub pairing: crate::services::devices::PairingGuard,
+    /// The links of devices on the long-poll fallback.
+    pub polled: crate::http::device::polled::Polled,
 }
 
 pub type AppState = Arc<App>;
@@ -66,6 +68,7 @@ impl App {
             events_rx: Mutex::new(Some(events_rx)),
             wake: Notify::new(),
             pairing: Default::default(),
+            polled: Default::default(),
         })
     }
 

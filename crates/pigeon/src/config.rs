@@ -36,6 +36,8 @@ pub struct Config {
     pub read_interval_secs: u64,
     /// How often the phone reliability check runs, in seconds.
     pub reliability_interval_secs: u64,
+    /// A device that says nothing for this long is offline, in seconds.
+    pub device_silence_secs: u64,
     /// Networks outgoing requests (webhooks, providers) may reach although they are private,
     /// loopback or link-local, e.g. `["192.168.1.0/24"]`.
     pub allow_outbound_cidr: Vec<String>,
@@ -73,6 +75,7 @@ impl Default for Config {
             tick_ms: 1000,
             read_interval_secs: 20,
             reliability_interval_secs: 15 * 60,
+            device_silence_secs: crate::agent::protocol::SILENCE_SECS,
             allow_outbound_cidr: Vec::new(),
             webhook_connect_timeout_ms: 5_000,
             webhook_timeout_ms: 15_000,

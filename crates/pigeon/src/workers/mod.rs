@@ -43,6 +43,7 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
         if let Err(e) = step(&app).await {
             tracing::error!(error = %e, "worker step failed");
         }
+        app.polled.sweep(&app).await;
         if let Err(e) = phones.sync(&app, &tracker, &stop).await {
             tracing::error!(error = %e, "phone workers could not be synchronised");
         }

@@ -8,6 +8,7 @@ mod callbacks;
 mod cli;
 mod crash;
 mod helpers;
+mod longpoll;
 mod maintenance;
 mod notifications;
 mod pairing;

@@ -15,7 +15,7 @@ use pigeon_store::devices::{self, Device};
 use pigeon_store::phones;
 use pigeon_store::queue::{self, Queued, ReportTarget};
 
-use crate::agent::protocol::{FromAgent, SILENCE_SECS, ToAgent, transient};
+use crate::agent::protocol::{FromAgent, ToAgent, transient};
 use crate::app::App;
 use crate::formats::astandes::{id_of, parse_id};
 use crate::services::sending::{self, Ready};
@@ -54,8 +54,8 @@ impl Link {
     }
 
     /// Whether the device said nothing for too long.
-    pub fn silent(&self) -> bool {
-        self.last_heard.elapsed() > Duration::from_secs(SILENCE_SECS)
+    pub fn silent(&self, app: &App) -> bool {
+        self.last_heard.elapsed() > Duration::from_secs(app.config.device_silence_secs)
     }
 
     pub fn set_capacity(&mut self, capacity: usize) {

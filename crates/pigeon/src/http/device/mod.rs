@@ -20,8 +20,10 @@ use pigeon_core::secret::sha256_hex;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use pigeon_store::devices::Device;
 
 mod link;
+pub mod polled;
 mod session;
 use crate::services::devices::{self, PairError};
 
@@ -29,15 +31,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/device/v1/pair", post(pair))
         .route("/device/v1/ws", get(connect))
+        .route("/device/v1/jobs", get(polled::jobs))
+        .route("/device/v1/events", post(polled::events))
 }
 
-/// Upgrades to the device's WebSocket; the token from pairing goes in
-/// `Authorization: Bearer <token>`.
-async fn connect(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+/// The device of `Authorization: Bearer <token>`; 401 otherwise.
+async fn device_of(app: &AppState, headers: &HeaderMap) -> Result<Device, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -50,12 +49,24 @@ async fn connect(
             .flatten(),
         None => None,
     };
-    match device {
-        Some(device) => upgrade.on_upgrade(move |socket| session::run(app, device, socket)),
-        None => error(
+    device.ok_or_else(|| {
+        error(
             StatusCode::UNAUTHORIZED,
             "invalid device token: pair the device again",
-        ),
+        )
+    })
+}
+
+/// Upgrades to the device's WebSocket; the token from pairing goes in
+/// `Authorization: Bearer <token>`.
+async fn connect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    match device_of(&app, &headers).await {
+        Ok(device) => upgrade.on_upgrade(move |socket| session::run(app, device, socket)),
+        Err(refused) => refused,
     }
 }
 

@@ -27,7 +27,7 @@ async fn serve(app: &AppState, link: &mut Link, socket: &mut WebSocket) -> Resul
     send(socket, &link.welcome()).await?;
     let tick = Duration::from_millis(app.config.tick_ms.clamp(10, 1000));
     loop {
-        if link.silent() {
+        if link.silent(app) {
             return Err("silent for too long".into());
         }
         for job in link.jobs(app).await.map_err(|e| e.to_string())? {

@@ -1,0 +1,156 @@
+//! The long-poll fallback of the device protocol: jobs by polling, acknowledgements by POST, and
+//! a device that stops polling taken offline with its jobs handed back.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Answer, TestApp, answer, poll, spawn_with};
+
+async fn api(t: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = t
+        .client
+        .request(method, t.url(path))
+        .header("Authorization", format!("tokenv1 {}", t.key));
+    if let Some(body) = body {
+        request = request.body(body.to_string());
+    }
+    let a = answer(request).await;
+    assert!(a.status < 300, "{path}: {} {}", a.status, a.text);
+    a.body
+}
+
+/// A device paired through the API and the pairing endpoint: (its id, its token).
+async fn paired(t: &TestApp) -> (String, String) {
+    let device = api(t, reqwest::Method::POST, "/api/v1/device", Some(json!({}))).await;
+    let id = device["_id"].as_str().expect("id").to_string();
+    let attach = api(
+        t,
+        reqwest::Method::POST,
+        "/api/v1/attach",
+        Some(json!({ "device": id })),
+    )
+    .await;
+    let pair = answer(
+        t.client
+            .post(t.url("/device/v1/pair"))
+            .body(json!({"code": attach["code"]}).to_string()),
+    )
+    .await;
+    assert_eq!(pair.status, 201, "{}", pair.text);
+    (id, pair.body["token"].as_str().expect("token").to_string())
+}
+
+async fn jobs(t: &TestApp, token: &str, wait: u64) -> Answer {
+    answer(
+        t.client
+            .get(t.url(&format!("/device/v1/jobs?wait={wait}&capacity=2")))
+            .bearer_auth(token),
+    )
+    .await
+}
+
+async fn events(t: &TestApp, token: &str, frames: Value) -> Answer {
+    answer(
+        t.client
+            .post(t.url("/device/v1/events"))
+            .bearer_auth(token)
+            .body(frames.to_string()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_polling_device_gets_jobs_and_acknowledges_them() {
+    let t = spawn_with(|c| {
+        c.workers = true;
+        c.tick_ms = 50;
+    })
+    .await;
+    let (id, token) = paired(&t).await;
+    assert_eq!(jobs(&t, "pgd_wrong", 0).await.status, 401);
+    // The first poll brings the device online; nothing to do yet.
+    let empty = jobs(&t, &token, 0).await;
+    assert_eq!((empty.status, &empty.body), (200, &json!({"jobs": []})));
+    let message = api(&t, reqwest::Method::POST, "/api/v1/message", Some(json!({"device": {"distribute": "random"}, "phone": "+5511999999999", "text": "by poll"}))).await;
+    let got = jobs(&t, &token, 5).await;
+    let job = &got.body["jobs"][0];
+    assert_eq!(
+        (
+            job["type"].as_str(),
+            &job["job"],
+            job["to"].as_str(),
+            job["text"].as_str()
+        ),
+        (
+            Some("job"),
+            &message["_id"],
+            Some("+5511999999999"),
+            Some("by poll")
+        )
+    );
+    let acks = json!([
+        {"type": "ack", "job": job["job"], "status": 202},
+        {"type": "ack", "job": job["job"], "status": 203},
+        {"type": "ack", "job": job["job"], "status": 205},
+        {"type": "inbound", "from": "+5511988887777", "text": "reply"},
+    ]);
+    assert_eq!(events(&t, &token, acks).await.status, 200);
+    let path = format!("/api/v1/message/{}", message["_id"].as_str().expect("id"));
+    let shown = api(&t, reqwest::Method::GET, &path, None).await;
+    assert_eq!(shown["status"], 205, "{shown}");
+    assert_eq!(shown["device"]["_id"], id.as_str());
+    let received = t.get("/api/list/received/").await.ok().clone();
+    assert_eq!(received[0]["text"], "reply");
+    assert_eq!(
+        events(&t, &token, json!({"type": "nope"})).await.status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn a_device_that_stops_polling_goes_offline_and_its_job_comes_back() {
+    let t = spawn_with(|c| {
+        c.workers = true;
+        c.tick_ms = 50;
+        c.device_silence_secs = 1;
+        c.retry_ms = vec![100];
+    })
+    .await;
+    let (id, token) = paired(&t).await;
+    jobs(&t, &token, 0).await;
+    let message = api(
+        &t,
+        reqwest::Method::POST,
+        "/api/v1/message",
+        Some(json!({"device": id, "phone": "+5511999999999", "text": "lost", "maxtries": 2})),
+    )
+    .await;
+    let got = jobs(&t, &token, 5).await;
+    assert_eq!(
+        got.body["jobs"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        got.text
+    );
+    // No ack, no more polls: past the silence the device is offline and the job is queued again.
+    let path = format!("/api/v1/message/{}", message["_id"].as_str().expect("id"));
+    let back = poll(Duration::from_secs(10), || async {
+        (api(&t, reqwest::Method::GET, &path, None).await["status"] == 301).then_some(())
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "{}",
+        api(&t, reqwest::Method::GET, &path, None).await
+    );
+    let phones = t.get("/api/list/phone/").await.ok().clone();
+    assert_eq!(phones[0]["status"], "unavailable");
+    // Polling again brings it back, and the job with it, never sent twice.
+    let again = jobs(&t, &token, 5).await;
+    assert_eq!(
+        again.body["jobs"][0]["job"], message["_id"],
+        "{}",
+        again.text
+    );
+}
