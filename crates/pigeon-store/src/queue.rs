@@ -562,3 +562,20 @@ pub async fn move_queued(store: &Store, from_phone: i64, to_phone: i64) -> Resul
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Adds a stage a device reported for a message it is sending to the message's history,
+/// without changing its state (`device_received`, `sending`).
+pub async fn note(store: &Store, id: i64, stage: &str) -> Result<()> {
+    let now = Ts::now().0;
+    let mut tx = store.w().begin().await?;
+    let sending: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE id = $1 AND status = 'sending'")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if sending.is_some() {
+        history(&mut tx, id, stage, Some("reported by the device"), now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -202,7 +202,7 @@ async fn every_status_change_and_inbound_sms_is_notified() {
         .flatten()
         .filter_map(|h| h["status"].as_i64())
         .collect();
-    assert_eq!(history, [201, 203, 205]);
+    assert_eq!(history, [201, 202, 302, 203, 205]);
     let inbound = poll(Duration::from_secs(10), || async {
         let received = received.lock().expect("lock");
         received

@@ -6,6 +6,8 @@
 pub fn code(status: &str, tried: bool, error_code: Option<&str>) -> u16 {
     match status {
         "scheduled" => 201,
+        // A history stage only: the device's phone has the message.
+        "device_received" => 202,
         "queued" if tried => 301,
         "queued" => 201,
         "sending" => 302,
@@ -31,6 +33,7 @@ mod tests {
     fn every_state_has_its_code() {
         for (status, tried, error, expected) in [
             ("scheduled", false, None, 201),
+            ("device_received", false, None, 202),
             ("queued", false, None, 201),
             ("queued", true, None, 301),
             ("sending", false, None, 302),

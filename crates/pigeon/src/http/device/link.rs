@@ -124,7 +124,7 @@ impl Link {
     }
 
     /// 203 records the send, 205 the delivery, an error fails or retries the message (its raw
-    /// code kept); 202 and 302 only show the device is working on it.
+    /// code kept); 202 (received by the phone) and 302 (sending) go to its history.
     async fn ack(
         &mut self,
         app: &App,
@@ -140,6 +140,10 @@ impl Link {
             return Ok(());
         };
         match status {
+            202 if self.pending.contains_key(&id) => {
+                queue::note(&app.store, id, "device_received").await?
+            }
+            302 if self.pending.contains_key(&id) => queue::note(&app.store, id, "sending").await?,
             203 => {
                 if let Some(done) = self.pending.remove(&id) {
                     let sent = Sent {
