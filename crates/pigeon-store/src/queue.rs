@@ -579,3 +579,13 @@ pub async fn note(store: &Store, id: i64, stage: &str) -> Result<()> {
     tx.commit().await?;
     Ok(())
 }
+
+/// Messages waiting or in flight on a phone: its load.
+pub async fn load(store: &Store, phone_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE phone_id = $1 AND status IN ('queued', 'sending')",
+    )
+    .bind(phone_id)
+    .fetch_one(store.r())
+    .await?)
+}

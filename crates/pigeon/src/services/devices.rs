@@ -176,18 +176,27 @@ async fn check_message(app: &App, user_id: i64, m: &MessageInput) -> Result<Sing
     })
 }
 
+/// `{"distribute": "random"}`: one of the attached, connected devices with the most spare
+/// capacity (the fewest messages waiting or in flight), at random among equals.
 async fn pick_random(app: &App, user_id: i64) -> Result<Device> {
-    let attached = devices::online(&app.store, user_id).await?;
-    if attached.is_empty() {
+    let mut loaded = Vec::new();
+    for device in devices::online(&app.store, user_id).await? {
+        let load = queue::load(&app.store, device.phone_id).await?;
+        loaded.push((load, device));
+    }
+    let Some(least) = loaded.iter().map(|(load, _)| *load).min() else {
         return Err(ServiceError::State(
             "no attached and connected device to distribute the message to.".into(),
         ));
-    }
-    let index = (rand::random::<f64>() * attached.len() as f64) as usize;
-    attached
+    };
+    let mut candidates: Vec<Device> = loaded
         .into_iter()
-        .nth(index)
-        .ok_or(ServiceError::NotFound)
+        .filter(|(load, _)| *load == least)
+        .map(|(_, d)| d)
+        .collect();
+    let index =
+        ((rand::random::<f64>() * candidates.len() as f64) as usize).min(candidates.len() - 1);
+    Ok(candidates.swap_remove(index))
 }
 
 /// Cancels a message not handed to its device yet.
