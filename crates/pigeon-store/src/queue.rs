@@ -565,7 +565,7 @@ pub async fn move_queued(store: &Store, from_phone: i64, to_phone: i64) -> Resul
 
 /// Adds a stage a device reported for a message it is sending to the message's history,
 /// without changing its state (`device_received`, `sending`).
-pub async fn note(store: &Store, id: i64, stage: &str) -> Result<()> {
+pub async fn note(store: &Store, id: i64, stage: &str, deliveries: &[NewDelivery]) -> Result<()> {
     let now = Ts::now().0;
     let mut tx = store.w().begin().await?;
     let sending: Option<i64> =
@@ -575,6 +575,7 @@ pub async fn note(store: &Store, id: i64, stage: &str) -> Result<()> {
             .await?;
     if sending.is_some() {
         history(&mut tx, id, stage, Some("reported by the device"), now).await?;
+        outbox::insert(&mut tx, deliveries, now).await?;
     }
     tx.commit().await?;
     Ok(())

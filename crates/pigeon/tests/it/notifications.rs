@@ -180,7 +180,7 @@ async fn every_status_change_and_inbound_sms_is_notified() {
     })
     .await;
     assert!(delivered.is_some(), "{:?}", statuses(&received, "/sent"));
-    assert_eq!(statuses(&received, "/sent"), [203, 205]);
+    assert_eq!(statuses(&received, "/sent"), [202, 302, 203, 205]);
     for (path, headers, body) in received.lock().expect("lock").iter() {
         verify(&secret, headers, body);
         if path == "/sent" {

@@ -19,7 +19,7 @@ use crate::agent::protocol::{FromAgent, ToAgent, transient};
 use crate::app::App;
 use crate::formats::astandes::{id_of, parse_id};
 use crate::services::sending::{self, Ready};
-use crate::services::{ServiceError, inbound};
+use crate::services::{ServiceError, inbound, notifications};
 
 /// A job handed out and not yet sent.
 struct Pending {
@@ -140,10 +140,16 @@ impl Link {
             return Ok(());
         };
         match status {
-            202 if self.pending.contains_key(&id) => {
-                queue::note(&app.store, id, "device_received").await?
+            202 | 302 if self.pending.contains_key(&id) => {
+                let stage = if status == 202 {
+                    "device_received"
+                } else {
+                    "sending"
+                };
+                let notice = notifications::prepare(app, self.device.user_id, id).await?;
+                let deliveries = notice.map(|n| n.render(stage, false)).unwrap_or_default();
+                queue::note(&app.store, id, stage, &deliveries).await?;
             }
-            302 if self.pending.contains_key(&id) => queue::note(&app.store, id, "sending").await?,
             203 => {
                 if let Some(done) = self.pending.remove(&id) {
                     let sent = Sent {
