@@ -1,6 +1,8 @@
 //! Devices (Astandes API): creation with the `agent` phone behind them, 7-digit pairing codes,
 //! and messages sent through one device or a random attached one.
 
+use std::collections::HashMap;
+
 use pigeon_core::numbers::parse_e164;
 use pigeon_core::secret::sha256_hex;
 use pigeon_core::signature;
@@ -114,6 +116,8 @@ pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<i64> {
 /// stored, then all are stored in one transaction. Returns their ids, in order.
 pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Result<Vec<i64>> {
     let mut checked = Vec::with_capacity(messages.len());
+    // Messages of this batch already given to each phone, so random picks spread the batch.
+    let mut planned: HashMap<i64, i64> = HashMap::new();
     for (i, m) in messages.iter().enumerate() {
         let which = |e: ServiceError| match e {
             ServiceError::Invalid(d) if messages.len() > 1 => {
@@ -124,14 +128,23 @@ pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Res
             }
             other => other,
         };
-        checked.push(check_message(app, user_id, m).await.map_err(which)?);
+        let single = check_message(app, user_id, m, &planned)
+            .await
+            .map_err(which)?;
+        *planned.entry(single.phone_id).or_default() += 1;
+        checked.push(single);
     }
     let ids = queue::enqueue_all(&app.store, &checked).await?;
     app.wake.notify_waiters();
     Ok(ids)
 }
 
-async fn check_message(app: &App, user_id: i64, m: &MessageInput) -> Result<Single> {
+async fn check_message(
+    app: &App,
+    user_id: i64,
+    m: &MessageInput,
+    planned: &HashMap<i64, i64>,
+) -> Result<Single> {
     let destination = parse_e164(&m.phone).map_err(|_| {
         ServiceError::Invalid(format!(
             "phone : \"{}\" is not a valid international phone number.",
@@ -159,7 +172,7 @@ async fn check_message(app: &App, user_id: i64, m: &MessageInput) -> Result<Sing
     }
     let device = match m.through {
         Through::Device(id) => get(app, user_id, id).await?,
-        Through::Random => pick_random(app, user_id).await?,
+        Through::Random => pick_random(app, user_id, planned).await?,
     };
     let analysis = text::analyse(&m.text);
     Ok(Single {
@@ -178,10 +191,11 @@ async fn check_message(app: &App, user_id: i64, m: &MessageInput) -> Result<Sing
 
 /// `{"distribute": "random"}`: one of the attached, connected devices with the most spare
 /// capacity (the fewest messages waiting or in flight), at random among equals.
-async fn pick_random(app: &App, user_id: i64) -> Result<Device> {
+async fn pick_random(app: &App, user_id: i64, planned: &HashMap<i64, i64>) -> Result<Device> {
     let mut loaded = Vec::new();
     for device in devices::online(&app.store, user_id).await? {
-        let load = queue::load(&app.store, device.phone_id).await?;
+        let load = queue::load(&app.store, device.phone_id).await?
+            + planned.get(&device.phone_id).copied().unwrap_or(0);
         loaded.push((load, device));
     }
     let Some(least) = loaded.iter().map(|(load, _)| *load).min() else {

@@ -999,6 +999,38 @@ async fn random_picks_only_attached_devices() {
     assert_eq!(get(&t, "/api/v1/message").await.body["total"], json!(30));
 }
 
+/// Random picks the connected device with the most spare capacity, also within one batch.
+#[tokio::test]
+async fn random_fills_the_least_loaded_device_first() {
+    let t = spawn().await;
+    let busy = device(&t, json!({"firstname": "busy"})).await;
+    let free = device(&t, json!({"firstname": "free"})).await;
+    mark_online(&t, &busy).await;
+    for i in 0..3 {
+        send(
+            &t,
+            json!({"device": id(&busy), "phone": NUMBER, "text": format!("queued {i}")}),
+        )
+        .await;
+    }
+    mark_online(&t, &free).await;
+    let messages: Vec<Value> = (0..7)
+        .map(|i| json!({"device": {"distribute": "random"}, "phone": NUMBER, "text": format!("bulk {i}")}))
+        .collect();
+    let a = post(&t, "/api/v1/message/bulk", &json!({ "messages": messages })).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let on = |d: &Value| {
+        a.body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["device"]["_id"] == d["_id"])
+            .count()
+    };
+    // 3 + 2 and 0 + 5: the batch evens the two devices out.
+    assert_eq!((on(&busy), on(&free)), (2, 5), "{}", a.text);
+}
+
 #[tokio::test]
 async fn bulk_answers_a_bare_array_in_order() {
     let t = spawn().await;
