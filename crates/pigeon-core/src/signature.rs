@@ -1,6 +1,7 @@
 //! Webhook signatures: RaspiSMS's (HMAC-SHA256 of the random id, keyed with the API key, in
-//! lowercase hex) and Standard Webhooks' (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body`,
-//! keyed with the decoded `whsec_` secret).
+//! lowercase hex), Standard Webhooks' (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body`,
+//! keyed with the decoded `whsec_` secret), and Reach's `X-Reach-Signature` (Twilio's legacy
+//! scheme: base64 HMAC-SHA1 of the URL followed by the sorted form parameters).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -58,6 +59,26 @@ pub fn standard(
     Ok(format!("v1,{}", STANDARD.encode(mac)))
 }
 
+/// `X-Reach-Signature` of a request to `url` (exactly as the sender configured it) with the
+/// form parameters `params`: every key in byte order, each of its distinct values sorted,
+/// appended as `key + value`; keyed with the API key.
+pub fn reach(api_key: &str, url: &str, params: &[(&str, &str)]) -> String {
+    let mut pairs: Vec<(&str, &str)> = params.to_vec();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut signed = url.to_string();
+    for (key, value) in pairs {
+        signed.push_str(key);
+        signed.push_str(value);
+    }
+    let mut mac = match Hmac::<sha1::Sha1>::new_from_slice(api_key.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(signed.as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +103,47 @@ mod tests {
         assert_eq!(
             raspisms("what do ya want for nothing?", "Jefe"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn reach_published_vectors() {
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let call = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675309"),
+            ("Digits", "1234"),
+            ("From", "+14158675309"),
+            ("To", "+18005551212"),
+        ];
+        assert_eq!(reach("12345", url, &call), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+        let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            reach("12345", with_port, &call),
+            "kvajT1Ptam85bY51eRf/AJRuM3w="
+        );
+        // Repeated keys: distinct values, sorted.
+        let repeated = [
+            ("Sid", "CA123"),
+            ("SidAccount", "AC123"),
+            ("Digits", "5678"),
+            ("Digits", "1234"),
+            ("Digits", "1234"),
+        ];
+        assert_eq!(
+            reach("12345", url, &repeated),
+            "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+        );
+        // Keys sort before their values are appended: `Reason` comes before `ReasonConferenceEnded`.
+        let mut longer = call.to_vec();
+        longer.extend([("Reason", "Participant"), ("ReasonConferenceEnded", "test")]);
+        assert_eq!(reach("12345", url, &longer), "vOEb5UThFn24KEfnOFLQY2AE5FY=");
+        // A JSON body is signed through its hash in the URL only.
+        let hash = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
+        let json_url = format!("https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256={hash}");
+        assert_eq!(
+            reach("12345", &json_url, &[]),
+            "a9nBmqA0ju/hNViExpshrM61xv4="
         );
     }
 
