@@ -167,10 +167,8 @@ async fn a_command_backend_failure_keeps_its_code_and_the_text_stays_one_argumen
     );
 }
 
-#[tokio::test]
-async fn jobs_of_a_device_that_disconnects_go_to_another_device() {
-    let t = spawn_sending().await;
-    // The first device's command never finishes its send: its job stays unacknowledged.
+/// A paired command agent whose send never finishes: the jobs pushed to it stay unacknowledged.
+async fn stuck_agent(t: &TestApp) -> (String, Child) {
     let script = t.dir.path().join("hang.sh");
     std::fs::write(&script, "#!/bin/sh\nsleep 30\n").expect("script");
     std::process::Command::new("chmod")
@@ -179,12 +177,18 @@ async fn jobs_of_a_device_that_disconnects_go_to_another_device() {
         .status()
         .expect("chmod");
     let template = format!("{} {{to}} {{text}}", script.display());
-    let (stuck, mut agent) = paired_agent(
-        &t,
+    paired_agent(
+        t,
         "stuck",
         &["--backend", "command", "--send-command", &template],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn jobs_of_a_device_that_disconnects_go_to_another_device() {
+    let t = spawn_sending().await;
+    let (stuck, mut agent) = stuck_agent(&t).await;
     let body =
         json!({"device": stuck, "phone": "+5511999999999", "text": "take me", "maxtries": 3});
     let message = api(&t, reqwest::Method::POST, "/api/v1/message", Some(body)).await;
@@ -210,20 +214,7 @@ async fn jobs_of_a_device_that_disconnects_go_to_another_device() {
 #[tokio::test]
 async fn an_agent_killed_mid_batch_leaves_the_rest_to_another_and_nothing_goes_twice() {
     let t = spawn_sending().await;
-    let script = t.dir.path().join("hang.sh");
-    std::fs::write(&script, "#!/bin/sh\nsleep 30\n").expect("script");
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&script)
-        .status()
-        .expect("chmod");
-    let template = format!("{} {{to}} {{text}}", script.display());
-    let (stuck, mut agent) = paired_agent(
-        &t,
-        "stuck",
-        &["--backend", "command", "--send-command", &template],
-    )
-    .await;
+    let (stuck, mut agent) = stuck_agent(&t).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let body = json!({"device": stuck, "phone": format!("+551199999999{i}"), "text": "batch", "maxtries": 2});

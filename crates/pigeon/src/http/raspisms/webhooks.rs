@@ -53,16 +53,37 @@ fn listed(app: &App, path: &str, rows: Vec<Value>, page: Page) -> Reply {
     paged(rows, page, link, page_link)
 }
 
+/// What both list endpoints read first: the caller, the webhook id, the page and the
+/// caller's time zone for dates.
+struct ListRequest {
+    user_id: i64,
+    id: i64,
+    page: Page,
+    dates: Dates,
+}
+
+async fn list_request(app: &App, id: &str, req: &RaspiRequest) -> Result<ListRequest, ApiError> {
+    let user = req.authenticate(app).await?;
+    Ok(ListRequest {
+        id: parse_id("id", id)?,
+        page: page(req)?,
+        dates: Dates(accounts::settings(app, user.id).await?.time_zone()),
+        user_id: user.id,
+    })
+}
+
 pub async fn deliveries(
     State(app): State<AppState>,
     Path(id): Path<String>,
     req: RaspiRequest,
 ) -> Result<Reply, ApiError> {
-    let user = req.authenticate(&app).await?;
-    let id = parse_id("id", &id)?;
-    let page = page(&req)?;
-    let d = Dates(accounts::settings(&app, user.id).await?.time_zone());
-    let rows = webhooks::deliveries(&app, user.id, id, page)
+    let ListRequest {
+        user_id,
+        id,
+        page,
+        dates: d,
+    } = list_request(&app, &id, &req).await?;
+    let rows = webhooks::deliveries(&app, user_id, id, page)
         .await
         .map_err(not_found)?;
     let rows = rows
@@ -98,11 +119,13 @@ pub async fn attempts(
     Path(id): Path<String>,
     req: RaspiRequest,
 ) -> Result<Reply, ApiError> {
-    let user = req.authenticate(&app).await?;
-    let id = parse_id("id", &id)?;
-    let page = page(&req)?;
-    let d = Dates(accounts::settings(&app, user.id).await?.time_zone());
-    let rows = webhooks::attempts(&app, user.id, id, page)
+    let ListRequest {
+        user_id,
+        id,
+        page,
+        dates: d,
+    } = list_request(&app, &id, &req).await?;
+    let rows = webhooks::attempts(&app, user_id, id, page)
         .await
         .map_err(not_found)?;
     let rows = rows
