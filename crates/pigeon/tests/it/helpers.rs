@@ -204,6 +204,28 @@ where
     }
 }
 
+/// Polls `fetch` until its rows satisfy `done` (for up to five seconds): the rows, or `None`.
+pub async fn wait_rows<F, Fut>(mut fetch: F, done: impl Fn(&[Value]) -> bool) -> Option<Vec<Value>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<Value>>,
+{
+    poll(std::time::Duration::from_secs(5), || {
+        let rows = fetch();
+        let done = &done;
+        async move {
+            let rows = rows.await;
+            done(&rows).then_some(rows)
+        }
+    })
+    .await
+}
+
+/// Whether there are exactly `n` rows, all with `status`.
+pub fn all_with_status(rows: &[Value], n: usize, status: &str) -> bool {
+    rows.len() == n && rows.iter().all(|r| r["status"] == status)
+}
+
 /// The rows of a read-only query on the SQLite database at `db`, as JSON objects. Pigeon's
 /// store keeps its pools private and the test crate has no SQLite driver of its own, so this
 /// goes through the `sqlite3` command-line shell (read-only, WAL-aware).

@@ -13,7 +13,9 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::helpers::{TestApp, answer, poll, spawn_sending, spawn_with, sql_at};
+use crate::helpers::{
+    TestApp, all_with_status, answer, poll, spawn_sending, spawn_with, sql_at, wait_rows,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 const NUMBER: &str = "+33612345678";
@@ -81,12 +83,7 @@ async fn dump(t: &TestApp) -> String {
 
 /// Waits until the campaign's `sended` rows satisfy `done`, and returns them.
 async fn wait_sended(t: &TestApp, campaign: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let found = poll(WAIT, || async {
-        let rows = sended_of(t, campaign).await;
-        done(&rows).then_some(rows)
-    })
-    .await;
-    match found {
+    match wait_rows(|| sended_of(t, campaign), done).await {
         Some(rows) => rows,
         None => panic!(
             "campaign {campaign}: sended rows {:?}\nmessages: {}",
@@ -94,10 +91,6 @@ async fn wait_sended(t: &TestApp, campaign: i64, done: impl Fn(&[Value]) -> bool
             dump(t).await
         ),
     }
-}
-
-fn all_with_status(rows: &[Value], n: usize, status: &str) -> bool {
-    rows.len() == n && rows.iter().all(|r| r["status"] == status)
 }
 
 fn int(v: &Value, field: &str) -> i64 {

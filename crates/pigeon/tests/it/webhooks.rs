@@ -30,7 +30,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::binary::{logs, read_api_key, spawn, wait_until_up};
-use crate::helpers::{TestApp, answer, poll, spawn_with, sql_at};
+use crate::helpers::{TestApp, all_with_status, answer, poll, spawn_with, sql_at, wait_rows};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -400,6 +400,20 @@ fn keys(v: &Value) -> Vec<String> {
     keys
 }
 
+/// The fields of RaspiSMS's `send_sms` webhook body.
+const SEND_SMS_KEYS: &[&str] = &[
+    "id",
+    "at",
+    "status",
+    "text",
+    "destination",
+    "origin",
+    "mms",
+    "medias",
+    "originating_scheduled",
+    "tag",
+];
+
 fn sorted(fields: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
     out.sort();
@@ -494,14 +508,9 @@ async fn attempts(t: &TestApp, hook: i64) -> Vec<Value> {
     rows(&t.get(&format!("/api/webhook/{hook}/attempts/")).await)
 }
 
-/// Waits until the webhook's deliveries satisfy `done`; them.
+/// Waits until the webhook's deliveries satisfy `done`, and returns them.
 async fn wait_deliveries(t: &TestApp, hook: i64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let found = poll(WAIT, || async {
-        let rows = deliveries(t, hook).await;
-        done(&rows).then_some(rows)
-    })
-    .await;
-    match found {
+    match wait_rows(|| deliveries(t, hook), done).await {
         Some(rows) => rows,
         None => panic!(
             "webhook {hook}: deliveries {:#?}\nattempts {:#?}",
@@ -509,10 +518,6 @@ async fn wait_deliveries(t: &TestApp, hook: i64, done: impl Fn(&[Value]) -> bool
             attempts(t, hook).await
         ),
     }
-}
-
-fn all_status(rows: &[Value], n: usize, status: &str) -> bool {
-    rows.len() == n && rows.iter().all(|r| r["status"] == status)
 }
 
 async fn webhook_row(t: &TestApp, hook: i64) -> Value {
@@ -629,22 +634,7 @@ async fn send_sms_and_status_change_have_raspisms_bodies_and_a_change_fires_once
     assert_eq!(got.len(), 1, "{:?}", paths(&rx_send.hits()));
     assert_eq!(got[0].kind, "send_sms");
     let body = &got[0].body;
-    assert_eq!(
-        keys(body),
-        sorted(&[
-            "id",
-            "at",
-            "status",
-            "text",
-            "destination",
-            "origin",
-            "mms",
-            "medias",
-            "originating_scheduled",
-            "tag"
-        ]),
-        "{body}"
-    );
+    assert_eq!(keys(body), sorted(SEND_SMS_KEYS), "{body}");
     assert_eq!(body["id"], row["id"], "{body}");
     assert_recent(&body["at"]);
     assert_eq!(body["status"], "unknown");
@@ -658,7 +648,7 @@ async fn send_sms_and_status_change_have_raspisms_bodies_and_a_change_fires_once
     assert_eq!(body["medias"], serde_json::json!([]));
     assert_eq!(body["originating_scheduled"], campaign);
     assert_eq!(body["tag"], "promo-2026");
-    let d = wait_deliveries(&t, send_hook, |r| all_status(r, 1, "succeeded")).await;
+    let d = wait_deliveries(&t, send_hook, |r| all_with_status(r, 1, "succeeded")).await;
     assert_eq!(d[0]["event_id"], got[0].random_id.as_str());
     assert_eq!(d[0]["type"], "send_sms");
 
@@ -704,7 +694,7 @@ async fn send_sms_and_status_change_have_raspisms_bodies_and_a_change_fires_once
     let d = deliveries(&t, status_hook).await;
     assert_eq!(d.len(), 1, "a duplicated report is not a change: {d:#?}");
     rx_status.wait_hits(1).await;
-    wait_deliveries(&t, status_hook, |r| all_status(r, 1, "succeeded")).await;
+    wait_deliveries(&t, status_hook, |r| all_with_status(r, 1, "succeeded")).await;
     let got = verify_all(&rx_status, &t.key, &status_secret);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].kind, "send_sms_status_change");
@@ -742,21 +732,7 @@ async fn a_failed_send_fires_send_sms_with_status_failed() {
     assert_eq!(got.len(), 1, "{:?}", paths(&rx.hits()));
     let body = &got[0].body;
     assert_eq!(got[0].kind, "send_sms");
-    assert_eq!(
-        keys(body),
-        sorted(&[
-            "id",
-            "at",
-            "status",
-            "text",
-            "destination",
-            "origin",
-            "mms",
-            "medias",
-            "originating_scheduled",
-            "tag"
-        ])
-    );
+    assert_eq!(keys(body), sorted(SEND_SMS_KEYS));
     assert_eq!(body["status"], "failed", "{body}");
     assert_eq!(body["id"], row["id"]);
     assert_eq!(body["origin"], sim);
@@ -937,7 +913,7 @@ async fn a_failing_delivery_is_retried_on_the_schedule_until_it_succeeds() {
     inject(&t, phone, NUMBER, "retry me").await;
     rx.wait_hits(2).await;
     rx.answer(Reply::status(200).body("thanks".into()));
-    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "succeeded")).await;
+    let d = wait_deliveries(&t, hook, |r| all_with_status(r, 1, "succeeded")).await;
 
     let hits = rx.hits();
     let got = verify_all(&rx, &t.key, &secret);
@@ -996,7 +972,7 @@ async fn a_delivery_failing_forever_ends_failed_after_the_schedule() {
     let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
     let phone = test_phone(&t).await;
     inject(&t, phone, NUMBER, "never").await;
-    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "failed")).await;
+    let d = wait_deliveries(&t, hook, |r| all_with_status(r, 1, "failed")).await;
     // 1 + len(retry schedule) attempts.
     assert_eq!(int(&d[0], "attempts"), 4, "{:#?}", d[0]);
     assert_eq!(d[0]["last_status_code"], 500);
@@ -1026,7 +1002,7 @@ async fn a_429_with_retry_after_delays_the_next_attempt() {
     let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
     let phone = test_phone(&t).await;
     inject(&t, phone, NUMBER, "slow down").await;
-    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "succeeded")).await;
+    let d = wait_deliveries(&t, hook, |r| all_with_status(r, 1, "succeeded")).await;
     let hits = rx.hits();
     verify_all(&rx, &t.key, &secret);
     assert_eq!(
@@ -1057,7 +1033,7 @@ async fn a_timeout_is_recorded_with_an_error_and_retried_after_the_throttle_wait
     let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
     let phone = test_phone(&t).await;
     inject(&t, phone, NUMBER, "hang").await;
-    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "succeeded")).await;
+    let d = wait_deliveries(&t, hook, |r| all_with_status(r, 1, "succeeded")).await;
     let hits = rx.hits();
     let got = verify_all(&rx, &t.key, &secret);
     assert_eq!(hits.len(), 2, "{:?}", paths(&hits));
@@ -1097,7 +1073,7 @@ async fn redirects_are_not_followed() {
     let (hook, secret) = create_webhook(&t, &rx.url("/hook"), "receive_sms").await;
     let phone = test_phone(&t).await;
     inject(&t, phone, NUMBER, "redirect").await;
-    let d = wait_deliveries(&t, hook, |r| all_status(r, 1, "failed")).await;
+    let d = wait_deliveries(&t, hook, |r| all_with_status(r, 1, "failed")).await;
     assert_eq!(d[0]["last_status_code"], 302);
     let list = attempts(&t, hook).await;
     assert_eq!(list.len(), 1);
@@ -1198,7 +1174,7 @@ async fn failed_deliveries_are_redelivered_one_or_all_since_a_time_by_their_owne
     for text in ["one", "two", "three"] {
         inject(&t, phone, NUMBER, text).await;
     }
-    let d = wait_deliveries(&t, hook, |r| all_status(r, 3, "failed")).await;
+    let d = wait_deliveries(&t, hook, |r| all_with_status(r, 3, "failed")).await;
     assert_eq!(rx.count(), 3);
     rx.set_status(200);
     let ids: Vec<i64> = d.iter().map(|r| int(r, "id")).collect();
@@ -1287,7 +1263,7 @@ async fn failed_deliveries_are_redelivered_one_or_all_since_a_time_by_their_owne
         )
         .await;
     assert_eq!(a.ok(), &Value::from(2), "{}", a.text);
-    wait_deliveries(&t, hook, |r| all_status(r, 3, "succeeded")).await;
+    wait_deliveries(&t, hook, |r| all_with_status(r, 3, "succeeded")).await;
     let got = verify_all(&rx, &t.key, &secret);
     // Three answered 500, one redelivered, two redelivered since a time.
     assert_eq!(got.len(), 6);
@@ -1345,7 +1321,7 @@ async fn loopback_destinations_are_refused_at_once_without_the_allow_list() {
     inject(&t, phone, NUMBER, "ssrf").await;
     let mut errors = Vec::new();
     for (hook, url) in &hooks {
-        let d = wait_deliveries(&t, *hook, |r| all_status(r, 1, "failed")).await;
+        let d = wait_deliveries(&t, *hook, |r| all_with_status(r, 1, "failed")).await;
         assert_eq!(int(&d[0], "attempts"), 1, "{url}: refused, not retried");
         assert_eq!(d[0]["last_status_code"], Value::Null);
         let list = attempts(&t, *hook).await;
@@ -1375,8 +1351,8 @@ async fn the_allow_list_lets_through_only_its_networks() {
     let (refused_hook, _) = create_webhook(&t, &other.url("/"), "receive_sms").await;
     let phone = test_phone(&t).await;
     inject(&t, phone, NUMBER, "allow list").await;
-    wait_deliveries(&t, ok_hook, |r| all_status(r, 1, "succeeded")).await;
-    let d = wait_deliveries(&t, refused_hook, |r| all_status(r, 1, "failed")).await;
+    wait_deliveries(&t, ok_hook, |r| all_with_status(r, 1, "succeeded")).await;
+    let d = wait_deliveries(&t, refused_hook, |r| all_with_status(r, 1, "failed")).await;
     assert_eq!(int(&d[0], "attempts"), 1);
     assert_eq!(verify_all(&allowed, &t.key, &ok_secret).len(), 1);
     assert_eq!(other.count(), 0, "127.0.0.2 is outside 127.0.0.1/32");
@@ -1418,7 +1394,7 @@ async fn a_hanging_endpoint_does_not_delay_another() {
         (1..=2).contains(&in_flight),
         "at most webhook_endpoint_concurrency requests in flight to the slow endpoint: {in_flight}"
     );
-    wait_deliveries(&t, fast_hook, |r| all_status(r, 6, "succeeded")).await;
+    wait_deliveries(&t, fast_hook, |r| all_with_status(r, 6, "succeeded")).await;
     verify_all(&fast, &t.key, &fast_secret);
     verify_all(&slow, &t.key, &slow_secret);
 }
@@ -1443,7 +1419,7 @@ async fn the_webhook_setting_off_creates_no_deliveries() {
         .await
         .expect("setting");
     inject(&t, phone, NUMBER, "heard").await;
-    wait_deliveries(&t, hook, |r| all_status(r, 1, "succeeded")).await;
+    wait_deliveries(&t, hook, |r| all_with_status(r, 1, "succeeded")).await;
     let got = verify_all(&rx, &t.key, &secret);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body["text"], "heard");
