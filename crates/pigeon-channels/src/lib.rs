@@ -37,6 +37,12 @@ pub struct Outgoing {
     /// Stable across retries of the same message: channels that accept an idempotency key use
     /// it so that a send repeated after a crash is not delivered twice.
     pub idempotency_key: String,
+    /// Which attempt this is (1 for the first): a channel whose provider may have taken an
+    /// earlier attempt that timed out checks before sending again.
+    pub attempt: u32,
+    /// The sender the client asked for (a number or an alphanumeric name), for channels that
+    /// can set one; the others send as their own number.
+    pub sender: Option<String>,
 }
 
 /// A channel accepted the message.
@@ -148,7 +154,8 @@ pub struct Context {
     pub phone_id: i64,
     /// A directory of the channel's own (the test channel's files, the simulator's log).
     pub data_dir: PathBuf,
-    /// Pigeon's URL for this phone's delivery reports, authenticated (`…/callback/status/{adapter}/?api_key=…`).
+    /// Pigeon's URL for this phone's delivery reports, authenticated
+    /// (`…/callback/status/{adapter}/{phone_id}?api_key=…`).
     pub status_callback_url: String,
     pub events: mpsc::Sender<Event>,
     /// The one outgoing HTTP client (with the SSRF guard).
@@ -232,6 +239,21 @@ pub fn parse_status_callback(
         "test" => test::parse_status(params),
         _ => None,
     }
+}
+
+/// Checks that a delivery-report callback for a phone comes from its provider, for adapters
+/// whose providers sign their callbacks. `url` is the callback URL as the channel gave it to the
+/// provider (scheme, host, path and query), `form` the parameters of a form body.
+pub fn verify_status_callback(
+    adapter: &Adapter,
+    data: &Map<String, Value>,
+    url: &str,
+    headers: &[(String, String)],
+    form: &[(String, String)],
+) -> Result<(), String> {
+    // Kannel and the test adapter do not sign: the API key in the URL is their only proof.
+    let _ = (adapter, data, url, headers, form);
+    Ok(())
 }
 
 /// Parses a provider's reception callback (headers, query and form parameters, raw body).

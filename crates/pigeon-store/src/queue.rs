@@ -46,6 +46,7 @@ pub struct Queued {
     pub phone_id: Option<i64>,
     pub phone_group_id: Option<i64>,
     pub phone_fixed: bool,
+    pub origin: Option<String>,
     pub destination: Option<String>,
     pub text: String,
     pub encoding: String,
@@ -61,7 +62,7 @@ pub struct Queued {
 
 macro_rules! queued_columns {
     () => {
-        "id, user_id, phone_id, phone_group_id, phone_fixed, destination, text, encoding, segments, flash, mms, \
+        "id, user_id, phone_id, phone_group_id, phone_fixed, origin, destination, text, encoding, segments, flash, mms, \
          campaign_id, tag, tries, max_tries, valid_until"
     };
 }

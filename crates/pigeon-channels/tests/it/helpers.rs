@@ -50,5 +50,7 @@ pub fn outgoing(message_id: i64, destination: &str, text: &str) -> Outgoing {
         ucs2: false,
         media_urls: Vec::new(),
         idempotency_key: format!("key-{message_id}"),
+        attempt: 1,
+        sender: None,
     }
 }

@@ -22,6 +22,7 @@ use crate::services::{accounts, inbound};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/callback/status/{adapter}", any(status))
+        .route("/callback/status/{adapter}/{id_phone}", any(phone_status))
         .route("/callback/reception/{adapter}/{id_phone}", any(reception))
         .route("/callback/inbound_call/{id_phone}", any(inbound_call))
         .route("/callback/end_call/{id_phone}", any(end_call))
@@ -34,6 +35,9 @@ struct Callback {
     params: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     body: Bytes,
+    /// The request target (path and query) as it arrived.
+    target: String,
+    is_form: bool,
 }
 
 impl FromRequest<AppState> for Callback {
@@ -66,11 +70,17 @@ impl FromRequest<AppState> for Callback {
             })
             .collect();
         let user = authenticate(app, &params, &headers).await?;
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
         Ok(Callback {
             user,
             params,
             headers,
             body,
+            target,
+            is_form,
         })
     }
 }
@@ -138,6 +148,60 @@ async fn status(State(app): State<AppState>, Path(name): Path<String>, cb: Callb
             }
         }
         None => tracing::info!(adapter = adapter.name, "status callback not understood"),
+    }
+    done()
+}
+
+/// A delivery report for one phone (the URL Pigeon gives its channels): checked against the
+/// phone's provider signature where the provider signs, then matched among that phone's sends.
+async fn phone_status(
+    State(app): State<AppState>,
+    Path((name, id_phone)): Path<(String, String)>,
+    cb: Callback,
+) -> Response {
+    let (Some(adapter), Some(phone)) = (adapter(&name), phone(&app, &cb.user, &id_phone).await)
+    else {
+        tracing::info!(adapter = %name, "status callback for an unknown adapter or phone");
+        return done();
+    };
+    if !pigeon_channels::find(&phone.adapter).is_some_and(|a| a.name == adapter.name) {
+        tracing::info!(
+            adapter = adapter.name,
+            phone = phone.id,
+            "status callback for another adapter"
+        );
+        return done();
+    }
+    let data = app
+        .key
+        .open(&phone.adapter_data_sealed)
+        .ok()
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .unwrap_or_default();
+    let form: Vec<(String, String)> = if cb.is_form {
+        form_urlencoded::parse(&cb.body).into_owned().collect()
+    } else {
+        Vec::new()
+    };
+    let url = format!("{}{}", app.public_base, cb.target);
+    if let Err(e) =
+        pigeon_channels::verify_status_callback(adapter, &data, &url, &cb.headers, &form)
+    {
+        tracing::warn!(adapter = adapter.name, phone = phone.id, error = %e, "status callback refused");
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let Some((provider_id, report)) = pigeon_channels::parse_status_callback(adapter, &cb.params)
+    else {
+        tracing::info!(adapter = adapter.name, "status callback not understood");
+        return done();
+    };
+    match inbound::report(&app, ReportTarget::Phone(phone.id), &provider_id, report).await {
+        Ok(moved) => tracing::info!(
+            adapter = adapter.name,
+            changed = moved.is_some(),
+            "delivery report"
+        ),
+        Err(e) => tracing::error!(error = %e, "delivery report not applied"),
     }
     done()
 }

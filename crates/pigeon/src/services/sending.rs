@@ -495,5 +495,7 @@ async fn outgoing(app: &App, adapter: &Adapter, m: &Queued) -> Result<Outgoing> 
         flash: m.flash,
         media_urls,
         idempotency_key: format!("pigeon-{}", m.id),
+        attempt: m.tries.clamp(1, i64::from(u32::MAX)) as u32,
+        sender: m.origin.clone(),
     })
 }

@@ -83,8 +83,8 @@ pub async fn open(app: &App, phone: &Phone) -> Result<Channel, ServiceError> {
     let api_key = app.key.open(&user.api_key_sealed)?;
     let adapter = pigeon_channels::find(&phone.adapter).map_or(phone.adapter.as_str(), |a| a.name);
     let callback = format!(
-        "{}/callback/status/{adapter}/?api_key={api_key}",
-        app.public_base
+        "{}/callback/status/{adapter}/{}?api_key={api_key}",
+        app.public_base, phone.id
     );
     let ctx = Context {
         phone_id: phone.id,

@@ -131,7 +131,7 @@ async fn get_url(t: &TestApp, url: &str) -> (u16, String) {
 async fn kannel_sends_and_its_delivery_reports_move_the_message_forward_only() {
     let t = spawn_sending().await;
     let (url, seen) = fake_kannel().await;
-    kannel_phone(&t, &url).await;
+    let phone = kannel_phone(&t, &url).await;
     let first = send(&t, "Bonjour Kannel", NUMBER).await;
     assert_eq!(first["adapter"], "kannel");
     assert_eq!(first["status"], "unknown");
@@ -150,7 +150,7 @@ async fn kannel_sends_and_its_delivery_reports_move_the_message_forward_only() {
     assert_eq!(
         dlr_url,
         format!(
-            "{}/callback/status/kannel/?api_key={}&sms_uid={uid}&type=%d",
+            "{}/callback/status/kannel/{phone}?api_key={}&sms_uid={uid}&type=%d",
             t.base, t.key
         )
     );
