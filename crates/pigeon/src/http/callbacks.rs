@@ -164,7 +164,7 @@ async fn phone_status(
         tracing::info!(adapter = %name, "status callback for an unknown adapter or phone");
         return done();
     };
-    if !pigeon_channels::find(&phone.adapter).is_some_and(|a| a.name == adapter.name) {
+    if pigeon_channels::find(&phone.adapter).is_none_or(|a| a.name != adapter.name) {
         tracing::info!(
             adapter = adapter.name,
             phone = phone.id,
