@@ -14,11 +14,11 @@ use pigeon_core::time::Ts;
 use reqwest::{StatusCode, Url};
 use serde_json::{Map, Value};
 
+use crate::data::{bad, optional, required, timeout};
 use crate::http_client::HttpClient;
 use crate::test::{param, parse_utc, raspisms_uid};
 use crate::{ConfigError, Context, Inbound, Outgoing, Report, SendError, Sent};
 
-const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// Kannel's error bodies are one line; a proxy's may be a whole page.
 const BODY_SNIPPET_CHARS: usize = 200;
 /// Every report: delivered (1), undelivered (2), queued on SMSC (4), accepted by SMSC (8),
@@ -60,13 +60,6 @@ impl Kannel {
             Some(url) => http_url("dlr_url", &url).map(|_| url.trim().to_string())?,
             None => ctx.status_callback_url,
         };
-        let timeout_ms =
-            match optional(data, "timeout_ms")? {
-                None => DEFAULT_TIMEOUT_MS,
-                Some(ms) => ms.parse::<u64>().ok().filter(|ms| *ms > 0).ok_or_else(|| {
-                    bad("timeout_ms", "must be a positive number of milliseconds")
-                })?,
-            };
         Ok(Kannel {
             sendsms_url,
             username: required(data, "username")?,
@@ -74,7 +67,7 @@ impl Kannel {
             from: required(data, "from")?,
             dlr_url,
             smsc: optional(data, "smsc")?,
-            timeout: Duration::from_millis(timeout_ms),
+            timeout: timeout(data)?,
             http: ctx.http,
         })
     }
@@ -276,29 +269,6 @@ fn windows_1252(byte: u8) -> char {
         0x80..=0x9f => HIGH[usize::from(byte - 0x80)],
         _ => char::from(byte),
     }
-}
-
-fn bad(field: &str, reason: &str) -> ConfigError {
-    ConfigError::Field {
-        field: field.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-/// A string field; numbers are accepted as written (a sender number sent as JSON number).
-/// Absent, null and blank are `None`.
-fn optional(data: &Map<String, Value>, name: &str) -> Result<Option<String>, ConfigError> {
-    match data.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(bad(name, "must be a string")),
-    }
-}
-
-fn required(data: &Map<String, Value>, name: &str) -> Result<String, ConfigError> {
-    optional(data, name)?.ok_or_else(|| bad(name, "is required"))
 }
 
 fn http_url(field: &str, text: &str) -> Result<Url, ConfigError> {

@@ -6,8 +6,10 @@
 //! phone's adapter opened with its data: it sends one message at a time and hands what arrives
 //! later (delivery reports, inbound SMS) to the services as [`Event`]s.
 
+mod data;
 pub mod http_client;
 pub mod kannel;
+pub mod reach;
 pub mod registry;
 pub mod simulator;
 pub mod test;
@@ -168,6 +170,7 @@ pub enum Channel {
     Test(test::TestChannel),
     Simulator(simulator::Simulator),
     Kannel(kannel::Kannel),
+    Reach(reach::Reach),
 }
 
 impl Channel {
@@ -181,6 +184,7 @@ impl Channel {
         Ok(match adapter.name {
             "simulator" => Channel::Simulator(simulator::Simulator::open(data, ctx)?),
             "kannel" => Channel::Kannel(kannel::Kannel::open(data, ctx)?),
+            "reach" => Channel::Reach(reach::Reach::open(data, ctx)?),
             "test" => Channel::Test(test::TestChannel::open(ctx)?),
             other => return Err(ConfigError::NotConnected(other.to_string())),
         })
@@ -191,6 +195,7 @@ impl Channel {
             Channel::Test(c) => c.send(message).await,
             Channel::Simulator(c) => c.send(message).await,
             Channel::Kannel(c) => c.send(message).await,
+            Channel::Reach(c) => c.send(message).await,
         }
     }
 
@@ -199,7 +204,7 @@ impl Channel {
     pub async fn read(&self) -> Result<Vec<Inbound>, SendError> {
         match self {
             Channel::Test(c) => c.read().await,
-            Channel::Simulator(_) | Channel::Kannel(_) => Ok(Vec::new()),
+            Channel::Simulator(_) | Channel::Kannel(_) | Channel::Reach(_) => Ok(Vec::new()),
         }
     }
 
@@ -208,6 +213,7 @@ impl Channel {
             Channel::Test(_) => "test",
             Channel::Simulator(_) => "simulator",
             Channel::Kannel(_) => "kannel",
+            Channel::Reach(_) => "reach",
         };
         find(name).unwrap_or(&registry::TEST)
     }
@@ -236,9 +242,16 @@ pub fn parse_status_callback(
 ) -> Option<(String, Report)> {
     match adapter.name {
         "kannel" => kannel::parse_status(params),
+        "reach" => reach::parse_status(params),
         "test" => test::parse_status(params),
         _ => None,
     }
+}
+
+/// Whether the adapter's provider signs its delivery reports: they are then accepted only on
+/// the per-phone URL, where the phone's credentials check the signature.
+pub fn signs_status_callbacks(adapter: &Adapter) -> bool {
+    adapter.name == "reach"
 }
 
 /// Checks that a delivery-report callback for a phone comes from its provider, for adapters
@@ -251,9 +264,11 @@ pub fn verify_status_callback(
     headers: &[(String, String)],
     form: &[(String, String)],
 ) -> Result<(), String> {
-    // Kannel and the test adapter do not sign: the API key in the URL is their only proof.
-    let _ = (adapter, data, url, headers, form);
-    Ok(())
+    match adapter.name {
+        "reach" => reach::verify(data, url, headers, form),
+        // Kannel and the test adapter do not sign: the API key in the URL is their only proof.
+        _ => Ok(()),
+    }
 }
 
 /// Parses a provider's reception callback (headers, query and form parameters, raw body).

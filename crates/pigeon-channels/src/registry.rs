@@ -116,6 +116,44 @@ pub const KANNEL: Adapter = Adapter {
     },
 };
 
+/// A Reach by TalkyLabs account's messaging API (see [`crate::reach`]).
+pub const REACH: Adapter = Adapter {
+    name: "reach",
+    class: "adapters\\ReachAdapter",
+    uid: "reach_adapter",
+    fields: &[
+        DataField {
+            name: "api_user",
+            description: "API user of the Reach applet (the ApiUser header)",
+            required: true,
+        },
+        DataField {
+            name: "api_key",
+            description: "API key of the Reach applet (live or test)",
+            required: true,
+        },
+        DataField {
+            name: "src",
+            description: "sender: an E.164 number or the alphanumeric sender of the applet",
+            required: true,
+        },
+        DataField {
+            name: "base_url",
+            description: "API base URL (default: https://api.reach.talkylabs.com)",
+            required: false,
+        },
+    ],
+    capabilities: Capabilities {
+        flash: false,
+        mms_sending: false,
+        mms_reception: false,
+        reception: false,
+        delivery_reports: true,
+        inbound_calls: false,
+        concurrency: 16,
+    },
+};
+
 /// A paired device agent (an Android phone or a Linux box running `pigeon agent`), created
 /// through the Astandes API's devices.
 pub const AGENT: Adapter = Adapter {
@@ -134,7 +172,7 @@ pub const AGENT: Adapter = Adapter {
     },
 };
 
-const ADAPTERS: &[Adapter] = &[TEST, SIMULATOR, KANNEL, AGENT];
+const ADAPTERS: &[Adapter] = &[TEST, SIMULATOR, KANNEL, REACH, AGENT];
 
 /// Finds an adapter by Pigeon name, RaspiSMS class name (with or without the leading `\`) or
 /// RaspiSMS uid.
@@ -165,6 +203,11 @@ mod tests {
             Some("kannel")
         );
         assert_eq!(find("simulator").map(|a| a.name), Some("simulator"));
+        assert_eq!(
+            find("adapters\\ReachAdapter").map(|a| a.name),
+            Some("reach")
+        );
+        assert_eq!(find("reach_adapter").map(|a| a.name), Some("reach"));
         assert!(find("adapters\\OctopushShortcodeAdapter").is_none());
         assert!(find("").is_none());
     }

@@ -63,20 +63,88 @@ pub fn standard(
 /// form parameters `params`: every key in byte order, each of its distinct values sorted,
 /// appended as `key + value`; keyed with the API key.
 pub fn reach(api_key: &str, url: &str, params: &[(&str, &str)]) -> String {
+    reach_mac(api_key, url, params)
+        .map(|mac| STANDARD.encode(mac.finalize().into_bytes()))
+        .unwrap_or_default()
+}
+
+/// Whether `signature` is the `X-Reach-Signature` of a request to `url` with the form
+/// parameters `params`, as Reach's (and Twilio's) validators judge it: the URL may have been
+/// signed with its port or without it ("signing on the back end is inconsistent"), so both are
+/// tried; the comparison is constant time.
+///
+/// A URL whose query carries `bodySHA256` was signed for a JSON body: the signature covers the
+/// URL alone and the body is vouched for by that hash, which this function does not see. Form
+/// parameters next to such a URL are covered by nothing, so they make the request invalid; a
+/// caller that reads a JSON body must compare its SHA-256 with `bodySHA256` itself.
+pub fn reach_valid(api_key: &str, url: &str, params: &[(&str, &str)], signature: &str) -> bool {
+    let Ok(expected) = STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    if has_body_hash(url) && !params.is_empty() {
+        return false;
+    }
+    let (with_port, without_port) = port_variants(url);
+    [with_port, without_port].iter().any(|candidate| {
+        reach_mac(api_key, candidate, params).is_some_and(|mac| mac.verify_slice(&expected).is_ok())
+    })
+}
+
+fn reach_mac(api_key: &str, url: &str, params: &[(&str, &str)]) -> Option<Hmac<sha1::Sha1>> {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(api_key.as_bytes()).ok()?;
+    mac.update(url.as_bytes());
     let mut pairs: Vec<(&str, &str)> = params.to_vec();
     pairs.sort_unstable();
     pairs.dedup();
-    let mut signed = url.to_string();
     for (key, value) in pairs {
-        signed.push_str(key);
-        signed.push_str(value);
+        mac.update(key.as_bytes());
+        mac.update(value.as_bytes());
     }
-    let mut mac = match Hmac::<sha1::Sha1>::new_from_slice(api_key.as_bytes()) {
-        Ok(mac) => mac,
-        Err(_) => return String::new(),
+    Some(mac)
+}
+
+/// Whether the URL's query has a `bodySHA256` parameter (the JSON-body form of the signature).
+fn has_body_hash(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query
+        .split('&')
+        .any(|pair| pair.split_once('=').map_or(pair, |(k, _)| k) == "bodySHA256")
+}
+
+/// The URL with an explicit port (its own, else `:443` for https and `:80` for http) and the
+/// URL without any port, everything else kept byte for byte: re-serialising through a URL
+/// parser would change the escaping the signature was computed over.
+fn port_variants(url: &str) -> (String, String) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), url.to_string());
     };
-    mac.update(signed.as_bytes());
-    STANDARD.encode(mac.finalize().into_bytes())
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let (userinfo, host_port) = authority.split_at(authority.rfind('@').map_or(0, |at| at + 1));
+    let (host, port) = split_port(host_port);
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "https" => Some("443"),
+        "http" => Some("80"),
+        _ => None,
+    };
+    let with_port = match port.or(default) {
+        Some(port) => format!("{scheme}://{userinfo}{host}:{port}{tail}"),
+        None => url.to_string(),
+    };
+    (with_port, format!("{scheme}://{userinfo}{host}{tail}"))
+}
+
+/// `host:port` as host and port (`None` without one).
+fn split_port(host_port: &str) -> (&str, Option<&str>) {
+    // An IPv6 literal's colons are inside its brackets; a port can only follow them.
+    let host_end = host_port.rfind(']').map_or(0, |bracket| bracket + 1);
+    match host_port[host_end..].rfind(':') {
+        Some(colon) => {
+            let (host, port) = host_port.split_at(host_end + colon);
+            (host, port.strip_prefix(':'))
+        }
+        None => (host_port, None),
+    }
 }
 
 #[cfg(test)]
@@ -108,14 +176,7 @@ mod tests {
 
     #[test]
     fn reach_published_vectors() {
-        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
-        let call = [
-            ("CallSid", "CA1234567890ABCDE"),
-            ("Caller", "+14158675309"),
-            ("Digits", "1234"),
-            ("From", "+14158675309"),
-            ("To", "+18005551212"),
-        ];
+        let (url, call) = (VECTOR_URL, VECTOR_PARAMS);
         assert_eq!(reach("12345", url, &call), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
         let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
         assert_eq!(
@@ -145,6 +206,142 @@ mod tests {
             reach("12345", &json_url, &[]),
             "a9nBmqA0ju/hNViExpshrM61xv4="
         );
+    }
+
+    const VECTOR_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    const VECTOR_PARAMS: [(&str, &str); 5] = [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("Caller", "+14158675309"),
+        ("Digits", "1234"),
+        ("From", "+14158675309"),
+        ("To", "+18005551212"),
+    ];
+
+    #[test]
+    fn reach_valid_accepts_the_url_with_or_without_its_port() {
+        let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
+        let signed_without = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+        let signed_with = "kvajT1Ptam85bY51eRf/AJRuM3w=";
+        for url in [VECTOR_URL, with_port] {
+            for signature in [signed_without, signed_with] {
+                assert!(
+                    reach_valid("12345", url, &VECTOR_PARAMS, signature),
+                    "{url} {signature}"
+                );
+            }
+        }
+        // Any port is removed, but only the scheme's default port is added.
+        let other_port = "https://mycompany.com:8443/myapp.php?foo=1&bar=2";
+        assert!(reach_valid(
+            "12345",
+            other_port,
+            &VECTOR_PARAMS,
+            signed_without
+        ));
+        assert!(!reach_valid(
+            "12345",
+            other_port,
+            &VECTOR_PARAMS,
+            signed_with
+        ));
+        let http = "http://pigeon.test/cb?api_key=k";
+        let signature = reach("k", http, &[("status", "delivered")]);
+        let http_80 = "http://pigeon.test:80/cb?api_key=k";
+        assert!(reach_valid(
+            "k",
+            http_80,
+            &[("status", "delivered")],
+            &signature
+        ));
+    }
+
+    #[test]
+    fn reach_valid_refuses_wrong_signatures_keys_and_parameters() {
+        let good = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+        assert!(!reach_valid(
+            "12345",
+            VECTOR_URL,
+            &VECTOR_PARAMS,
+            "RSOYDt4T1cUTdK1PDd93/VVr8B9="
+        ));
+        assert!(!reach_valid("54321", VECTOR_URL, &VECTOR_PARAMS, good));
+        assert!(!reach_valid("12345", VECTOR_URL, &VECTOR_PARAMS[1..], good));
+        assert!(!reach_valid("12345", VECTOR_URL, &VECTOR_PARAMS, ""));
+        assert!(!reach_valid(
+            "12345",
+            VECTOR_URL,
+            &VECTOR_PARAMS,
+            "not base64!"
+        ));
+        // Surrounding spaces of a header value are not part of the signature.
+        assert!(reach_valid(
+            "12345",
+            VECTOR_URL,
+            &VECTOR_PARAMS,
+            &format!(" {good} ")
+        ));
+    }
+
+    #[test]
+    fn reach_valid_json_body_form_covers_the_url_only() {
+        let hash = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
+        let url = format!("{VECTOR_URL}&bodySHA256={hash}");
+        assert!(reach_valid(
+            "12345",
+            &url,
+            &[],
+            "a9nBmqA0ju/hNViExpshrM61xv4="
+        ));
+        let only_hash = format!("https://mycompany.com/myapp.php?bodySHA256={hash}");
+        assert!(reach_valid(
+            "12345",
+            &only_hash,
+            &[],
+            "y77kIzt2vzLz71DgmJGsen2scGs="
+        ));
+        // Form parameters beside a body hash are signed by nothing.
+        let forged = [("status", "delivered")];
+        assert!(!reach_valid(
+            "12345",
+            &only_hash,
+            &forged,
+            "y77kIzt2vzLz71DgmJGsen2scGs="
+        ));
+    }
+
+    #[test]
+    fn port_variants_keep_everything_but_the_port() {
+        let cases = [
+            (
+                "https://a.test/p?q=1",
+                "https://a.test:443/p?q=1",
+                "https://a.test/p?q=1",
+            ),
+            (
+                "http://a.test:8080?q=1",
+                "http://a.test:8080?q=1",
+                "http://a.test?q=1",
+            ),
+            (
+                "HTTP://u:p@a.test",
+                "HTTP://u:p@a.test:80",
+                "HTTP://u:p@a.test",
+            ),
+            ("http://[::1]:81/x", "http://[::1]:81/x", "http://[::1]/x"),
+            (
+                "http://[::1]/x#f",
+                "http://[::1]:80/x#f",
+                "http://[::1]/x#f",
+            ),
+            ("not a url", "not a url", "not a url"),
+        ];
+        for (url, with, without) in cases {
+            assert_eq!(
+                port_variants(url),
+                (with.to_string(), without.to_string()),
+                "{url}"
+            );
+        }
     }
 
     #[test]

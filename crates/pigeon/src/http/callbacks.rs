@@ -135,6 +135,13 @@ async fn status(State(app): State<AppState>, Path(name): Path<String>, cb: Callb
         tracing::info!(adapter = %name, "status callback for an unknown adapter");
         return done();
     };
+    if pigeon_channels::signs_status_callbacks(adapter) {
+        tracing::warn!(
+            adapter = adapter.name,
+            "signed status callback without its phone"
+        );
+        return StatusCode::FORBIDDEN.into_response();
+    }
     match pigeon_channels::parse_status_callback(adapter, &cb.params) {
         Some((provider_id, report)) => {
             let target = ReportTarget::UserAdapter(user.id, adapter.name);

@@ -19,5 +19,6 @@ mod raspisms_resources;
 mod raspisms_scheduled;
 mod raspisms_seed;
 mod raspisms_stats;
+mod reach_channel;
 mod sending;
 mod webhooks;
