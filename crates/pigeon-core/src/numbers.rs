@@ -49,6 +49,20 @@ pub fn parse_e164(raw: &str) -> Result<String, NumberError> {
     Ok(number.format().mode(Mode::E164).to_string())
 }
 
+/// A sender: an E.164 number, or an alphanumeric sender ID (at most 11 letters, digits and
+/// spaces, the GSM limit for an alphanumeric originator; a short code is digits only).
+pub fn parse_sender(raw: &str) -> Result<String, NumberError> {
+    let trimmed = raw.trim();
+    if trimmed.starts_with('+') {
+        return parse_e164(trimmed);
+    }
+    let ok = (1..=11).contains(&trimmed.chars().count())
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ');
+    ok.then(|| trimmed.to_string()).ok_or(NumberError::Invalid)
+}
+
 /// Masks a number for logs: keeps the `+`, the first three digits (country
 /// code region) and the last two digits, e.g. `+33612345678` → `+336******78`.
 ///
@@ -75,6 +89,19 @@ pub fn mask(number: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn senders_are_numbers_or_short_alphanumeric_names() {
+        assert_eq!(
+            parse_sender("+237 6 91 23 45 67").as_deref(),
+            Ok("+237691234567")
+        );
+        assert_eq!(parse_sender(" Pigeon ").as_deref(), Ok("Pigeon"));
+        assert_eq!(parse_sender("36111").as_deref(), Ok("36111"));
+        for bad in ["", "+12", "TwelveLetter", "Pig_eon", "Pigéon"] {
+            assert!(parse_sender(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn valid_numbers_are_normalised_to_e164() {

@@ -45,7 +45,34 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("phone_reliability_unknown_webhook", "1"),
     ("phone_reliability_unknown_auto_disable", "0"),
     ("timezone", "UTC"),
+    // What one segment costs, shown as a message's `price` by the APIs that have one (Reach)
+    // and checked against its `maxPrice`; a unit in lower-case ISO 4217.
+    ("price_per_segment", "0"),
+    ("price_unit", "eur"),
 ];
+
+/// What one segment costs, and in which currency (settings `price_per_segment`, `price_unit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pricing {
+    pub per_segment: f64,
+    pub unit: String,
+}
+
+impl Pricing {
+    /// From the settings' text; `None` unless the price is a non-negative number.
+    pub fn parse(per_segment: &str, unit: &str) -> Option<Pricing> {
+        let per_segment = per_segment.trim().parse::<f64>().ok()?;
+        (per_segment.is_finite() && per_segment >= 0.0).then(|| Pricing {
+            per_segment,
+            unit: unit.trim().to_ascii_lowercase(),
+        })
+    }
+
+    /// The price of a message of `segments` segments.
+    pub fn of(&self, segments: i64) -> f64 {
+        self.per_segment * segments as f64
+    }
+}
 
 /// PHP's truthiness of a form or setting string: only `""` and `"0"` are false, so `"false"`
 /// and `"no"` are true (RaspiSMS casts form fields with `(bool)`).
@@ -63,6 +90,16 @@ mod tests {
         assert!(!php_truthy("0"));
         for yes in ["1", "true", "false", "no", " ", "00"] {
             assert!(php_truthy(yes), "{yes}");
+        }
+    }
+
+    #[test]
+    fn prices_are_non_negative_numbers() {
+        let p = Pricing::parse("0.05", "EUR").expect("price");
+        assert_eq!(p.unit, "eur");
+        assert!((p.of(3) - 0.15).abs() < 1e-9);
+        for bad in ["", "-1", "abc", "NaN", "inf"] {
+            assert!(Pricing::parse(bad, "eur").is_none(), "{bad}");
         }
     }
 

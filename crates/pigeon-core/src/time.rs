@@ -39,6 +39,15 @@ impl Ts {
     }
 }
 
+/// ISO 8601 in UTC with milliseconds and `Z` (`2015-02-04T12:19:20.346Z`), the date shape of
+/// the device and messaging APIs (their clients parse exactly this).
+pub fn iso_millis(ms: i64) -> String {
+    Ts(ms)
+        .to_timestamp()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 pub fn zone(name: &str) -> Result<TimeZone, TimeError> {
     TimeZone::get(name).map_err(|_| TimeError::Zone(name.to_string()))
 }

@@ -315,3 +315,137 @@ pub async fn histories(store: &Store, ids: &[i64]) -> Result<Vec<HistoryEntry>> 
     }
     Ok(q.fetch_all(store.r()).await?)
 }
+
+/// A message as the messaging APIs show it (Reach's MessageItem): one of the user's, either
+/// direction, with its group, segments, error and when it was sent.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Item {
+    pub id: i64,
+    pub user_id: i64,
+    pub phone_id: Option<i64>,
+    pub direction: String,
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    pub text: String,
+    pub segments: i64,
+    pub status: String,
+    pub tag: Option<String>,
+    pub api: Option<String>,
+    pub callback_url: Option<String>,
+    pub error_code: Option<String>,
+    pub error_text: Option<String>,
+    pub at: i64,
+    /// When it was first handed to a channel (from its history).
+    pub sent_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! item {
+    ($tail:literal) => {
+        concat!(
+            "SELECT m.id, m.user_id, m.phone_id, m.direction, m.origin, m.destination, m.text, m.segments, m.status, \
+             m.tag, m.api, m.callback_url, m.error_code, m.error_text, m.at, \
+             (SELECT MIN(h.at) FROM message_history h WHERE h.message_id = m.id AND h.status = 'sent') AS sent_at, \
+             m.created_at, m.updated_at FROM messages m",
+            $tail
+        )
+    };
+}
+
+pub async fn item(store: &Store, user_id: i64, id: i64) -> Result<Option<Item>> {
+    Ok(sqlx::query_as(item!(" WHERE m.id = $1 AND m.user_id = $2"))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(store.r())
+        .await?)
+}
+
+/// Which of the user's messages a list shows; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct ItemFilter {
+    pub destination: Option<String>,
+    pub origin: Option<String>,
+    pub tag: Option<String>,
+    /// The send time (`at`) from, inclusive, and to, exclusive.
+    pub at: (Option<Ts>, Option<Ts>),
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// One page of the user's messages, newest first, and how many match in all.
+pub async fn items(store: &Store, user_id: i64, f: &ItemFilter) -> Result<(Vec<Item>, i64)> {
+    const FILTER: &str = " WHERE m.user_id = $1 AND ($2 IS NULL OR m.destination = $2) \
+         AND ($3 IS NULL OR m.origin = $3) AND ($4 IS NULL OR m.tag = $4) \
+         AND ($5 IS NULL OR m.at >= $5) AND ($6 IS NULL OR m.at < $6)";
+    let bind = |sql: String| {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(f.destination.clone())
+            .bind(f.origin.clone())
+            .bind(f.tag.clone())
+            .bind(f.at.0.map(|t| t.0))
+            .bind(f.at.1.map(|t| t.0))
+    };
+    use sqlx::Row;
+    let total: i64 = bind(format!("SELECT COUNT(*) FROM messages m{FILTER}"))
+        .fetch_one(store.r())
+        .await?
+        .try_get(0)?;
+    let rows = bind(format!(
+        "{}{FILTER} ORDER BY m.created_at DESC, m.id DESC LIMIT $7 OFFSET $8",
+        item!("")
+    ))
+    .bind(f.limit)
+    .bind(f.offset)
+    .fetch_all(store.r())
+    .await?;
+    let items = rows
+        .iter()
+        .map(<Item as sqlx::FromRow<_>>::from_row)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((items, total))
+}
+
+/// Rewrites a message's stored text (Reach's redaction); a message not sent yet will go with
+/// the new text, so its encoding and segments follow.
+pub async fn rewrite(
+    store: &Store,
+    user_id: i64,
+    id: i64,
+    text: &str,
+    encoding: &str,
+    segments: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET text = $1, encoding = $2, segments = $3, updated_at = $4 \
+         WHERE id = $5 AND user_id = $6",
+    )
+    .bind(text)
+    .bind(encoding)
+    .bind(segments)
+    .bind(Ts::now().0)
+    .bind(id)
+    .bind(user_id)
+    .execute(store.w())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes a message of the user whose story is over (`final_statuses`); whether it did.
+pub async fn delete_final(
+    store: &Store,
+    user_id: i64,
+    id: i64,
+    final_statuses: &[&str],
+) -> Result<bool> {
+    let sql = format!(
+        "DELETE FROM messages WHERE id = $1 AND user_id = $2 AND status IN ({})",
+        placeholders(3, final_statuses.len())
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql)).bind(id).bind(user_id);
+    for s in final_statuses {
+        q = q.bind(*s);
+    }
+    Ok(q.execute(store.w()).await?.rows_affected() == 1)
+}

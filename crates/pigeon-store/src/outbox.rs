@@ -14,13 +14,15 @@ pub struct NewDelivery {
     pub webhook_id: Option<i64>,
     /// What concurrency is bounded per (see [`endpoint_of_webhook`], [`endpoint_of_url`]).
     pub endpoint: String,
-    /// The Standard Webhooks secret, sealed.
+    /// The Standard Webhooks secret, sealed; empty for a delivery signed only its dialect's way.
     pub secret_sealed: String,
     pub kind: String,
     pub url: String,
     pub content_type: String,
     pub body: String,
     pub event_id: String,
+    /// Extra request headers, as a JSON object (a dialect's own signature).
+    pub headers: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -35,6 +37,7 @@ pub struct Delivery {
     pub content_type: String,
     pub body: String,
     pub event_id: String,
+    pub headers: Option<String>,
     pub status: String,
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -59,7 +62,7 @@ macro_rules! select {
     ($tail:literal) => {
         concat!(
             "SELECT id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, \
-             status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at FROM deliveries",
+             headers, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at FROM deliveries",
             $tail
         )
     };
@@ -74,8 +77,8 @@ pub(crate) async fn insert(
     for d in deliveries {
         sqlx::query(
             "INSERT INTO deliveries (user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, \
-             event_id, status, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $9, $10, $3, $4, $5, $6, $7, 'pending', $8, $8, $8)",
+             event_id, headers, status, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $9, $10, $3, $4, $5, $6, $7, $11, 'pending', $8, $8, $8)",
         )
         .bind(d.user_id)
         .bind(d.webhook_id)
@@ -87,6 +90,7 @@ pub(crate) async fn insert(
         .bind(now)
         .bind(&d.endpoint)
         .bind(&d.secret_sealed)
+        .bind(d.headers.as_deref())
         .execute(&mut *tx)
         .await?;
     }
@@ -139,7 +143,7 @@ pub async fn claim(
          WHERE id IN (SELECT d.id FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id \
          WHERE d.endpoint = $3 AND d.status = 'pending' AND d.next_attempt_at <= $2 AND w.disabled_at IS NULL \
          ORDER BY d.next_attempt_at, d.id LIMIT $4) RETURNING ",
-        "id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, status, \
+        "id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, headers, status, \
          attempts, next_attempt_at, last_status, last_error, created_at, updated_at"
     ))
     .bind(lease_until.0)

@@ -344,6 +344,24 @@ pub async fn expire(
     .await
 }
 
+/// Scheduled messages whose time has come join the queue, with the notifications prepared for
+/// them (see [`releasing_notified`]).
+pub async fn release(
+    store: &Store,
+    now: Ts,
+    notify: &HashMap<i64, Vec<NewDelivery>>,
+) -> Result<u64> {
+    sweep(
+        store,
+        "SELECT id FROM messages WHERE status = 'scheduled' AND next_try_at <= $1",
+        "queued",
+        "scheduled time reached",
+        now,
+        notify,
+    )
+    .await
+}
+
 /// Sends whose lease ran out (the server stopped mid-send) go back to the queue.
 pub async fn reap(store: &Store, now: Ts) -> Result<u64> {
     sweep(
@@ -425,12 +443,16 @@ pub enum ReportTarget<'a> {
     UserAdapter(i64, &'a str),
 }
 
-/// One message sent outside any campaign (the Astandes API), through a phone it may leave for
-/// another of the same kind if that one fails.
+/// One message sent outside any campaign, through an API (Astandes, Reach): through a phone it
+/// may leave for another of the same kind if that one fails, or routed like a campaign's.
 #[derive(Debug, Clone)]
 pub struct Single {
     pub user_id: i64,
-    pub phone_id: i64,
+    /// The API that created it (`astandes`, `reach`).
+    pub api: &'static str,
+    pub phone_id: Option<i64>,
+    /// The sender the client asked for.
+    pub origin: Option<String>,
     pub destination: String,
     pub text: String,
     pub encoding: &'static str,
@@ -439,33 +461,67 @@ pub struct Single {
     pub valid_until: Ts,
     pub client_ref: Option<String>,
     pub callback_url: Option<String>,
+    /// A group of messages the client names (Reach's `bulkIdentifier`).
+    pub tag: Option<String>,
+    /// When to send it, if later (it is `scheduled` until then).
+    pub scheduled: Option<Ts>,
+    /// Why it fails at once (a price above the client's maximum), if it does: (code, text).
+    pub error: Option<(String, String)>,
 }
 
-/// Queues messages in one transaction; each history starts with `queued`.
-pub async fn enqueue_all(store: &Store, messages: &[Single]) -> Result<Vec<i64>> {
+impl Single {
+    /// Its first status.
+    pub fn status(&self) -> &'static str {
+        match (&self.error, self.scheduled) {
+            (Some(_), _) => "failed",
+            (None, Some(_)) => "scheduled",
+            (None, None) => "queued",
+        }
+    }
+}
+
+/// Stores messages in one transaction; each history starts with its first status.
+/// `deliveries` renders the notifications of each (index, id, creation time) with it.
+pub async fn enqueue_all(
+    store: &Store,
+    messages: &[Single],
+    deliveries: impl Fn(usize, i64, i64) -> Vec<NewDelivery>,
+) -> Result<Vec<i64>> {
     let now = Ts::now().0;
     let mut tx = store.w().begin().await?;
     let mut ids = Vec::with_capacity(messages.len());
-    for m in messages {
+    for (index, m) in messages.iter().enumerate() {
+        let at = m.scheduled.map_or(now, |t| t.0);
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments, \
-             status, client_ref, callback_url, valid_until, max_tries, tries, next_try_at, at, created_at, updated_at) \
-             VALUES ($1, $2, 0, 'outbound', $3, $4, $5, $6, 'queued', $7, $8, $9, $10, 0, $11, $11, $11, $11) RETURNING id",
+            "INSERT INTO messages (user_id, api, phone_id, phone_fixed, direction, origin, destination, text, encoding, \
+             segments, status, client_ref, callback_url, tag, error_code, error_text, valid_until, max_tries, tries, next_try_at, \
+             at, created_at, updated_at) \
+             VALUES ($1, $2, $3, 0, 'outbound', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $17, $18, $18) \
+             RETURNING id",
         )
         .bind(m.user_id)
+        .bind(m.api)
         .bind(m.phone_id)
+        .bind(m.origin.as_deref())
         .bind(&m.destination)
         .bind(&m.text)
         .bind(m.encoding)
         .bind(m.segments)
+        .bind(m.status())
         .bind(m.client_ref.as_deref())
         .bind(m.callback_url.as_deref())
+        .bind(m.tag.as_deref())
+        .bind(m.error.as_ref().map(|e| e.0.as_str()))
+        .bind(m.error.as_ref().map(|e| e.1.as_str()))
         .bind(m.valid_until.0)
         .bind(m.max_tries)
+        .bind(at)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        history(&mut tx, id, "queued", None, now).await?;
+        let detail = m.error.as_ref().map(|e| e.1.as_str());
+        history(&mut tx, id, m.status(), detail, now).await?;
+        outbox::insert(&mut tx, &deliveries(index, id, now), now).await?;
         ids.push(id);
     }
     tx.commit().await?;
@@ -478,6 +534,7 @@ pub async fn cancel(
     store: &Store,
     user_id: i64,
     id: i64,
+    why: &str,
     deliveries: &[NewDelivery],
 ) -> Result<bool> {
     let now = Ts::now().0;
@@ -494,14 +551,7 @@ pub async fn cancel(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    history(
-        &mut tx,
-        id,
-        "canceled",
-        Some("deleted through the API"),
-        now,
-    )
-    .await?;
+    history(&mut tx, id, "canceled", Some(why), now).await?;
     outbox::insert(&mut tx, deliveries, now).await?;
     tx.commit().await?;
     Ok(true)
@@ -543,6 +593,17 @@ pub async fn reported_message(
 pub async fn expiring_notified(store: &Store, now: Ts) -> Result<Vec<(i64, i64)>> {
     Ok(sqlx::query_as(
         "SELECT user_id, id FROM messages WHERE status = 'queued' AND valid_until IS NOT NULL AND valid_until < $1 \
+         AND callback_url IS NOT NULL AND callback_url <> ''",
+    )
+    .bind(now.0)
+    .fetch_all(store.r())
+    .await?)
+}
+
+/// Scheduled messages due now that asked for notifications: (user, message).
+pub async fn releasing_notified(store: &Store, now: Ts) -> Result<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT user_id, id FROM messages WHERE status = 'scheduled' AND next_try_at <= $1 \
          AND callback_url IS NOT NULL AND callback_url <> ''",
     )
     .bind(now.0)

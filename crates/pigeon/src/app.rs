@@ -36,6 +36,8 @@ pub struct App {
     pub pairing: crate::services::devices::PairingGuard,
     /// The links of devices on the long-poll fallback.
     pub polled: crate::http::device::polled::Polled,
+    /// Each API key's allowance of Reach API requests.
+    pub reach_rate: crate::services::messaging::RateLimit,
 }
 
 pub type AppState = Arc<App>;
@@ -58,6 +60,10 @@ impl App {
         let outbound =
             HttpClient::new(allow, connect, Duration::from_secs(30)).map_err(anyhow::Error::msg)?;
         let (events, events_rx) = mpsc::channel(10_000);
+        let reach_rate = crate::services::messaging::RateLimit::new(
+            config.reach_rate_per_sec,
+            config.reach_rate_burst,
+        );
         Ok(App {
             config,
             store,
@@ -69,6 +75,7 @@ impl App {
             wake: Notify::new(),
             pairing: Default::default(),
             polled: Default::default(),
+            reach_rate,
         })
     }
 

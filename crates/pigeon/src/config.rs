@@ -54,6 +54,10 @@ pub struct Config {
     /// Webhook requests in flight at once, overall and per webhook.
     pub webhook_concurrency: usize,
     pub webhook_endpoint_concurrency: usize,
+    /// Reach API requests allowed per second and per API key (0: no limit), and the burst
+    /// above that rate; past them the answer is 429 with `Retry-After`.
+    pub reach_rate_per_sec: u32,
+    pub reach_rate_burst: u32,
 }
 
 impl Default for Config {
@@ -87,6 +91,8 @@ impl Default for Config {
             webhook_disable_after_secs: 5 * 24 * 3600,
             webhook_concurrency: 64,
             webhook_endpoint_concurrency: 4,
+            reach_rate_per_sec: 100,
+            reach_rate_burst: 200,
         }
     }
 }

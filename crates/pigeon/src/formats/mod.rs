@@ -2,3 +2,4 @@
 //! and status codes a door answers with are also what their notifications carry.
 
 pub mod astandes;
+pub mod reach;

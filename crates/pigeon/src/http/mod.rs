@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod device;
 pub mod media;
 pub mod raspisms;
+pub mod reach;
 
 use axum::Router;
 use tower::Layer;
@@ -21,6 +22,7 @@ pub fn router(app: AppState) -> NormalizePath<Router> {
         .merge(raspisms::router())
         .merge(callbacks::router())
         .merge(astandes::router())
+        .merge(reach::router())
         .merge(device::router())
         .merge(media::router())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

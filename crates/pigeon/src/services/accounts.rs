@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use pigeon_core::secret::{self, generate_api_key, sha256_hex};
-use pigeon_core::settings::{DEFAULTS, php_truthy};
+use pigeon_core::settings::{DEFAULTS, Pricing, php_truthy};
 use pigeon_store::users::{self, NewUser, User};
 
 use super::{Result, ServiceError, check_len, conflict_as};
@@ -95,6 +95,14 @@ fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
+/// A user's API key, in clear (it keys the signatures of their callbacks).
+pub async fn api_key(app: &App, user_id: i64) -> Result<String> {
+    let user = users::get(&app.store, user_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    Ok(app.key.open(&user.api_key_sealed)?)
+}
+
 /// The account an API key belongs to, whatever its status.
 pub async fn by_api_key(app: &App, api_key: &str) -> Result<Option<User>> {
     Ok(users::by_api_key_digest(&app.store, &sha256_hex(api_key)).await?)
@@ -123,6 +131,14 @@ impl Settings {
         php_truthy(self.get(name))
     }
 
+    /// What the account's messages cost (free if the setting is not a price).
+    pub fn pricing(&self) -> Pricing {
+        Pricing::parse(self.get("price_per_segment"), self.get("price_unit")).unwrap_or(Pricing {
+            per_segment: 0.0,
+            unit: self.get("price_unit").to_string(),
+        })
+    }
+
     /// The account's time zone (UTC if the setting names no known zone).
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
         pigeon_core::time::zone(self.get("timezone")).unwrap_or(jiff::tz::TimeZone::UTC)
@@ -136,6 +152,11 @@ pub async fn set_setting(app: &App, email: &str, name: &str, value: &str) -> Res
     }
     if name == "timezone" {
         pigeon_core::time::zone(value).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    }
+    if name == "price_per_segment" && Pricing::parse(value, "").is_none() {
+        return Err(ServiceError::Invalid(
+            "price_per_segment must be a number, 0 or more".into(),
+        ));
     }
     let user = users::by_email(&app.store, email)
         .await?

@@ -131,10 +131,12 @@ pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Res
         let single = check_message(app, user_id, m, &planned)
             .await
             .map_err(which)?;
-        *planned.entry(single.phone_id).or_default() += 1;
+        if let Some(phone) = single.phone_id {
+            *planned.entry(phone).or_default() += 1;
+        }
         checked.push(single);
     }
-    let ids = queue::enqueue_all(&app.store, &checked).await?;
+    let ids = queue::enqueue_all(&app.store, &checked, |_, _, _| Vec::new()).await?;
     app.wake.notify_waiters();
     Ok(ids)
 }
@@ -177,7 +179,9 @@ async fn check_message(
     let analysis = text::analyse(&m.text);
     Ok(Single {
         user_id,
-        phone_id: device.phone_id,
+        api: "astandes",
+        phone_id: Some(device.phone_id),
+        origin: None,
         destination,
         text: m.text.clone(),
         encoding: analysis.encoding.as_str(),
@@ -186,6 +190,9 @@ async fn check_message(
         valid_until: Ts(Ts::now().0.saturating_add(ttl.saturating_mul(1000))),
         client_ref: m.identifier.clone().filter(|i| !i.is_empty()),
         callback_url: m.notification.clone().filter(|u| !u.is_empty()),
+        tag: None,
+        scheduled: None,
+        error: None,
     })
 }
 
@@ -219,7 +226,15 @@ pub async fn cancel(app: &App, user_id: i64, id: i64) -> Result<()> {
     let deliveries = notice
         .map(|n| n.render("canceled", false))
         .unwrap_or_default();
-    if queue::cancel(&app.store, user_id, id, &deliveries).await? {
+    if queue::cancel(
+        &app.store,
+        user_id,
+        id,
+        "deleted through the API",
+        &deliveries,
+    )
+    .await?
+    {
         Ok(())
     } else {
         Err(ServiceError::State(

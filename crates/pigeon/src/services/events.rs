@@ -7,10 +7,10 @@ use pigeon_core::secret;
 use pigeon_core::signature;
 use pigeon_core::time::Ts;
 use pigeon_store::outbox::{self, NewDelivery};
-use pigeon_store::{users, webhooks};
+use pigeon_store::webhooks;
 use serde_json::Value;
 
-use super::{Result, ServiceError, accounts};
+use super::{Result, accounts};
 use crate::app::App;
 
 pub const FORM: &str = "application/x-www-form-urlencoded";
@@ -51,10 +51,7 @@ pub async fn targets(app: &App, user_id: i64, kind: &'static str) -> Result<Targ
     let api_key = if hooks.is_empty() {
         String::new()
     } else {
-        let user = users::get(&app.store, user_id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
-        app.key.open(&user.api_key_sealed)?
+        accounts::api_key(app, user_id).await?
     };
     Ok(Targets {
         user_id,
@@ -102,6 +99,7 @@ impl Targets {
                     content_type: FORM.to_string(),
                     body: form,
                     event_id: random_id,
+                    headers: None,
                 })
             })
             .collect()

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod events;
 pub mod groups;
 pub mod inbound;
+pub mod messaging;
 pub mod notifications;
 pub mod phones;
 pub mod quotas;

@@ -1,30 +1,74 @@
-//! Astandes notifications: the whole message object, as JSON, to the message's `notification`
-//! URL on every status change, and each inbound SMS (status 204) to its device's URL. They go
-//! through the webhook engine, signed with the device's secret (Standard Webhooks headers), and
-//! are written in the transaction of the change, as every event is.
+//! Notifications of the messages an API created with a callback URL, in that API's shape, and
+//! of inbound SMS to a device's URL. They go through the webhook engine and are written in the
+//! transaction of the change, as every event is.
+//!
+//! - Astandes: the whole message object, as JSON, on every status change, and each inbound SMS
+//!   (status 204); signed with the device's secret (Standard Webhooks headers).
+//! - Reach: a form of the MessageItem's fields on `queued`, `sent`, `failed`, `canceled`,
+//!   `delivered` and `undelivered`, signed with `X-Reach-Signature` (the account's API key).
 
-use pigeon_core::secret;
+use pigeon_core::settings::Pricing;
 use pigeon_core::time::Ts;
+use pigeon_core::{secret, signature};
 use pigeon_store::devices::{self, Device};
-use pigeon_store::messages::{self, Detailed};
+use pigeon_store::messages::{self, Detailed, Item};
 use pigeon_store::outbox::{NewDelivery, endpoint_of_url};
+use pigeon_store::queue::Single;
+use serde_json::json;
 
-use super::Result;
+use super::{Result, accounts, events};
 use crate::app::App;
-use crate::formats::astandes;
+use crate::formats::{astandes, reach};
 
 const JSON: &str = "application/json";
 
 /// What a message's notification is rendered from, read before its change.
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub enum Prepared {
+    Astandes(AstandesBase),
+    Reach(ReachBase),
+}
+
+#[derive(Debug, Clone)]
+pub struct AstandesBase {
     message: Detailed,
     device: Device,
     history: Vec<(String, i64)>,
 }
 
-/// The notification base of a device message that asked for notifications; `None` otherwise.
+#[derive(Debug, Clone)]
+pub struct ReachBase {
+    item: Item,
+    api_key: String,
+    pricing: Pricing,
+}
+
+/// The notification base of a message that asked for notifications; `None` otherwise.
 pub async fn prepare(app: &App, user_id: i64, message_id: i64) -> Result<Option<Prepared>> {
+    let Some(item) = messages::item(&app.store, user_id, message_id).await? else {
+        return Ok(None);
+    };
+    if item.callback_url.as_deref().is_none_or(str::is_empty) {
+        return Ok(None);
+    }
+    Ok(match item.api.as_deref() {
+        Some("astandes") => prepare_astandes(app, user_id, message_id)
+            .await?
+            .map(Prepared::Astandes),
+        Some("reach") => Some(Prepared::Reach(ReachBase {
+            api_key: accounts::api_key(app, user_id).await?,
+            pricing: accounts::settings(app, user_id).await?.pricing(),
+            item,
+        })),
+        _ => None,
+    })
+}
+
+async fn prepare_astandes(
+    app: &App,
+    user_id: i64,
+    message_id: i64,
+) -> Result<Option<AstandesBase>> {
     let Some(message) = messages::device_message(&app.store, user_id, message_id).await? else {
         return Ok(None);
     };
@@ -46,7 +90,7 @@ pub async fn prepare(app: &App, user_id: i64, message_id: i64) -> Result<Option<
         .into_iter()
         .map(|h| (h.status, h.at))
         .collect();
-    Ok(Some(Prepared {
+    Ok(Some(AstandesBase {
         message,
         device,
         history,
@@ -55,12 +99,106 @@ pub async fn prepare(app: &App, user_id: i64, message_id: i64) -> Result<Option<
 
 impl Prepared {
     pub fn message_id(&self) -> i64 {
-        self.message.id
+        match self {
+            Prepared::Astandes(a) => a.message.id,
+            Prepared::Reach(r) => r.item.id,
+        }
     }
 
     /// The notification of the message once in `status` (with `tried`: back in the queue after
     /// a failed attempt).
     pub fn render(&self, status: &str, tried: bool) -> Vec<NewDelivery> {
+        match self {
+            Prepared::Astandes(a) => a.render(status, tried),
+            Prepared::Reach(r) => r.render(status),
+        }
+    }
+}
+
+/// The `queued` callback of a Reach message queued at once, rendered from its id and creation
+/// time as it is stored; `None` if it asked for no callbacks or does not start queued.
+pub async fn reach_queued(
+    app: &App,
+    m: &Single,
+) -> Result<Option<impl Fn(i64, i64) -> Vec<NewDelivery> + use<>>> {
+    if m.status() != "queued" || m.callback_url.as_deref().is_none_or(str::is_empty) {
+        return Ok(None);
+    }
+    let base = ReachBase {
+        api_key: accounts::api_key(app, m.user_id).await?,
+        pricing: accounts::settings(app, m.user_id).await?.pricing(),
+        item: Item {
+            id: 0,
+            user_id: m.user_id,
+            phone_id: m.phone_id,
+            direction: "outbound".into(),
+            origin: m.origin.clone(),
+            destination: Some(m.destination.clone()),
+            text: m.text.clone(),
+            segments: m.segments,
+            status: "queued".into(),
+            tag: m.tag.clone(),
+            api: Some(m.api.into()),
+            callback_url: m.callback_url.clone(),
+            error_code: None,
+            error_text: None,
+            at: 0,
+            sent_at: None,
+            created_at: 0,
+            updated_at: 0,
+        },
+    };
+    Ok(Some(move |id: i64, now: i64| {
+        let mut base = base.clone();
+        base.item.id = id;
+        (base.item.at, base.item.created_at, base.item.updated_at) = (now, now, now);
+        base.render("queued")
+    }))
+}
+
+/// The statuses Reach calls back on.
+const REACH_CALLBACKS: &[&str] = &[
+    "queued",
+    "sent",
+    "failed",
+    "canceled",
+    "delivered",
+    "undelivered",
+];
+
+impl ReachBase {
+    fn render(&self, status: &str) -> Vec<NewDelivery> {
+        if !REACH_CALLBACKS.contains(&reach::status(status)) {
+            return Vec::new();
+        }
+        let Ok(random) = secret::random_hex(16) else {
+            return Vec::new();
+        };
+        let url = self.item.callback_url.clone().unwrap_or_default();
+        let form = reach::callback_form(&self.item, status, &self.pricing, Ts::now().0);
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let signed = signature::reach(&self.api_key, &url, &pairs);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish();
+        vec![NewDelivery {
+            user_id: self.item.user_id,
+            webhook_id: None,
+            endpoint: endpoint_of_url(&url),
+            // Reach's own signature only: its receivers know nothing of Standard Webhooks.
+            secret_sealed: String::new(),
+            kind: "reach_status".into(),
+            url,
+            content_type: events::FORM.to_string(),
+            body,
+            event_id: format!("{}-{random}", Ts::now().0 / 1000),
+            headers: Some(json!({ "X-Reach-Signature": signed }).to_string()),
+        }]
+    }
+}
+
+impl AstandesBase {
+    fn render(&self, status: &str, tried: bool) -> Vec<NewDelivery> {
         let now = Ts::now().0;
         let mut message = self.message.clone();
         message.status = status.to_string();
@@ -140,5 +278,6 @@ fn delivery(device: &Device, kind: &str, url: &str, body: &serde_json::Value) ->
         content_type: JSON.to_string(),
         body: body.to_string(),
         event_id: format!("{}-{random}", Ts::now().0 / 1000),
+        headers: None,
     }]
 }

@@ -66,13 +66,10 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
 pub async fn step(app: &App) -> Result<(), ServiceError> {
     let now = Ts::now();
     queue::reap(&app.store, now).await?;
+    let releasing = queue::releasing_notified(&app.store, now).await?;
+    queue::release(&app.store, now, &rendered(app, &releasing, "queued").await?).await?;
     let expiring = queue::expiring_notified(&app.store, now).await?;
-    let notify = notifications::prepare_all(app, &expiring)
-        .await?
-        .into_iter()
-        .map(|(id, prepared)| (id, prepared.render("expired", false)))
-        .collect();
-    queue::expire(&app.store, now, &notify).await?;
+    queue::expire(&app.store, now, &rendered(app, &expiring, "expired").await?).await?;
     quotas::renew_due(app).await?;
     let dispatched = sending::dispatch_due(app).await?;
     let routed = sending::route_unassigned(app).await?;
@@ -80,6 +77,19 @@ pub async fn step(app: &App) -> Result<(), ServiceError> {
         app.wake.notify_waiters();
     }
     Ok(())
+}
+
+/// The notifications of messages (user, id) moving to `status` together, by message.
+async fn rendered(
+    app: &App,
+    messages: &[(i64, i64)],
+    status: &str,
+) -> Result<HashMap<i64, Vec<pigeon_store::outbox::NewDelivery>>, ServiceError> {
+    Ok(notifications::prepare_all(app, messages)
+        .await?
+        .into_iter()
+        .map(|(id, prepared)| (id, prepared.render(status, false)))
+        .collect())
 }
 
 /// Delivery reports and inbound SMS from channels. A report can overtake the record of its own

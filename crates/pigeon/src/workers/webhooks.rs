@@ -166,14 +166,30 @@ fn next_attempt(app: &App, attempts: i64, answer: &Answer) -> Ts {
 }
 
 async fn post(app: &App, d: &Delivery, at: Ts) -> Result<Answer, ServiceError> {
-    let secret = app.key.open(&d.secret_sealed)?;
-    let timestamp = at.0 / 1000;
-    let signed = signature::standard(&secret, &d.event_id, timestamp, d.body.as_bytes())
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
-    let request = match app.outbound.post(&d.url) {
+    let mut request = match app.outbound.post(&d.url) {
         Ok(request) => request,
         Err(blocked) => return Ok(refused(blocked.to_string())),
     };
+    if !d.secret_sealed.is_empty() {
+        let secret = app.key.open(&d.secret_sealed)?;
+        let timestamp = at.0 / 1000;
+        let signed = signature::standard(&secret, &d.event_id, timestamp, d.body.as_bytes())
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        request = request
+            .header("webhook-id", &d.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signed);
+    }
+    let extra: serde_json::Map<String, serde_json::Value> = d
+        .headers
+        .as_deref()
+        .and_then(|h| serde_json::from_str(h).ok())
+        .unwrap_or_default();
+    for (name, value) in &extra {
+        if let Some(value) = value.as_str() {
+            request = request.header(name.as_str(), value);
+        }
+    }
     let response = request
         .timeout(Duration::from_millis(app.config.webhook_timeout_ms))
         .header("content-type", &d.content_type)
@@ -181,9 +197,6 @@ async fn post(app: &App, d: &Delivery, at: Ts) -> Result<Answer, ServiceError> {
             "user-agent",
             concat!("Pigeon-Webhooks/", env!("CARGO_PKG_VERSION")),
         )
-        .header("webhook-id", &d.event_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signed)
         .body(d.body.clone())
         .send()
         .await;

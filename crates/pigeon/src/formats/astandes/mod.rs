@@ -4,7 +4,6 @@ pub mod status;
 
 use std::collections::HashMap;
 
-use pigeon_core::time::Ts;
 use pigeon_store::devices::{self, Device};
 use pigeon_store::messages::{self, Detailed};
 use serde_json::{Value, json};
@@ -27,12 +26,7 @@ pub fn parse_id(text: &str) -> Option<i64> {
         .filter(|id| *id > 0)
 }
 
-pub fn iso(ms: i64) -> String {
-    Ts(ms)
-        .to_timestamp()
-        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
+pub use pigeon_core::time::iso_millis as iso;
 
 pub fn device(d: &Device) -> Value {
     json!({
