@@ -147,9 +147,115 @@ fn split_port(host_port: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// `X-Ovh-Signature` of a request: `$1$` + lowercase hex SHA-1 of
+/// `AS+CK+METHOD+URL+BODY+TIMESTAMP` (joined with `+`), where URL is the full URL with its
+/// query exactly as sent and BODY the raw body (empty for none).
+pub fn ovh(
+    application_secret: &str,
+    consumer_key: &str,
+    method: &str,
+    url: &str,
+    body: &[u8],
+    timestamp: i64,
+) -> String {
+    use sha1::Digest;
+    let mut sha = sha1::Sha1::new();
+    for part in [
+        application_secret.as_bytes(),
+        consumer_key.as_bytes(),
+        method.as_bytes(),
+        url.as_bytes(),
+    ] {
+        sha.update(part);
+        sha.update(b"+");
+    }
+    sha.update(body);
+    sha.update(b"+");
+    sha.update(timestamp.to_string().as_bytes());
+    format!("$1${}", hex::encode(sha.finalize()))
+}
+
+/// Whether `signature` is the `X-Ovh-Signature` of the request, compared in constant time.
+pub fn ovh_valid(
+    application_secret: &str,
+    consumer_key: &str,
+    method: &str,
+    url: &str,
+    body: &[u8],
+    timestamp: i64,
+    signature: &str,
+) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = ovh(
+        application_secret,
+        consumer_key,
+        method,
+        url,
+        body,
+        timestamp,
+    );
+    bool::from(expected.as_bytes().ct_eq(signature.trim().as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vectors of python-ovh's `tests/test_client.py`.
+    #[test]
+    fn ovh_signatures_match_the_clients_vectors() {
+        const AS: &str = "9ufkBmLaTQ9nz5yMUlg79taH0GNnzDjk";
+        const CK: &str = "5mBuy6SUQcRw2ZUxg0cG68BoDKpED4KY";
+        const URL: &str = "https://eu.api.ovh.com/1.0/auth";
+        const BODY: &[u8] = br#"{"a":"b","c":"d"}"#;
+        for (method, body, expected) in [
+            (
+                "GET",
+                &b""[..],
+                "$1$e9556054b6309771395efa467c22e627407461ad",
+            ),
+            ("POST", BODY, "$1$ec2fb5c7a81f64723c77d2e5b609ae6f58a84fc1"),
+            ("PUT", BODY, "$1$8a75a9e7c8e7296c9dbeda6a2a735eb6bd58ec4b"),
+            (
+                "DELETE",
+                &b""[..],
+                "$1$a1eecd00b3b02b6cf5708b84b9ff42059a950d85",
+            ),
+        ] {
+            assert_eq!(
+                ovh(AS, CK, method, URL, body, 1_457_018_875),
+                expected,
+                "{method}"
+            );
+            assert!(ovh_valid(
+                AS,
+                CK,
+                method,
+                URL,
+                body,
+                1_457_018_875,
+                expected
+            ));
+            assert!(!ovh_valid(
+                AS,
+                CK,
+                method,
+                URL,
+                body,
+                1_457_018_876,
+                expected
+            ));
+            assert!(!ovh_valid(
+                AS,
+                "other",
+                method,
+                URL,
+                body,
+                1_457_018_875,
+                expected
+            ));
+        }
+    }
 
     #[test]
     fn standard_webhooks_published_vector() {
