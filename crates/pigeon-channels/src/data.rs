@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::ConfigError;
@@ -48,4 +49,40 @@ pub(crate) fn timeout(data: &Map<String, Value>) -> Result<Duration, ConfigError
             .ok_or_else(|| bad("timeout_ms", "must be a positive number of milliseconds"))?,
     };
     Ok(Duration::from_millis(ms))
+}
+
+/// A yes/no field: a JSON boolean, `1`/`0`, `true`/`false`, or `on`/`off` (what a checkbox
+/// sends). Absent, null and blank are `None`.
+pub(crate) fn flag(data: &Map<String, Value>, name: &str) -> Result<Option<bool>, ConfigError> {
+    if let Some(Value::Bool(b)) = data.get(name) {
+        return Ok(Some(*b));
+    }
+    let text = optional(data, name).map_err(|_| bad(name, "must be 1 or 0"))?;
+    match text.map(|t| t.to_ascii_lowercase()).as_deref() {
+        None => Ok(None),
+        Some("1" | "true" | "on") => Ok(Some(true)),
+        Some("0" | "false" | "off") => Ok(Some(false)),
+        Some(_) => Err(bad(name, "must be 1 or 0")),
+    }
+}
+
+/// A provider's base URL (`default` when absent), without its trailing `/`: http or https with
+/// a host, and a path if any (a proxy's prefix), not a query.
+pub(crate) fn base_url(
+    data: &Map<String, Value>,
+    name: &str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let url = optional(data, name)?.unwrap_or_else(|| default.to_string());
+    let base = url.trim_end_matches('/');
+    Url::parse(base)
+        .ok()
+        .filter(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.query().is_none()
+                && url.fragment().is_none()
+        })
+        .ok_or_else(|| bad(name, "must be an http:// or https:// URL without a query"))?;
+    Ok(base.to_string())
 }

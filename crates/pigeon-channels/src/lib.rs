@@ -9,10 +9,12 @@
 mod data;
 pub mod http_client;
 pub mod kannel;
+pub mod ovh;
 pub mod reach;
 pub mod registry;
 pub mod simulator;
 pub mod test;
+mod upstream;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -171,6 +173,8 @@ pub enum Channel {
     Simulator(simulator::Simulator),
     Kannel(kannel::Kannel),
     Reach(reach::Reach),
+    /// Both OVH adapters (virtual number and short code).
+    Ovh(ovh::Ovh),
 }
 
 impl Channel {
@@ -185,6 +189,8 @@ impl Channel {
             "simulator" => Channel::Simulator(simulator::Simulator::open(data, ctx)?),
             "kannel" => Channel::Kannel(kannel::Kannel::open(data, ctx)?),
             "reach" => Channel::Reach(reach::Reach::open(data, ctx)?),
+            "ovh_virtual_number" => Channel::Ovh(ovh::Ovh::open_virtual_number(data, ctx)?),
+            "ovh_shortcode" => Channel::Ovh(ovh::Ovh::open_shortcode(data, ctx)?),
             "test" => Channel::Test(test::TestChannel::open(ctx)?),
             other => return Err(ConfigError::NotConnected(other.to_string())),
         })
@@ -196,6 +202,7 @@ impl Channel {
             Channel::Simulator(c) => c.send(message).await,
             Channel::Kannel(c) => c.send(message).await,
             Channel::Reach(c) => c.send(message).await,
+            Channel::Ovh(c) => c.send(message).await,
         }
     }
 
@@ -204,6 +211,7 @@ impl Channel {
     pub async fn read(&self) -> Result<Vec<Inbound>, SendError> {
         match self {
             Channel::Test(c) => c.read().await,
+            Channel::Ovh(c) => c.read().await,
             Channel::Simulator(_) | Channel::Kannel(_) | Channel::Reach(_) => Ok(Vec::new()),
         }
     }
@@ -214,6 +222,7 @@ impl Channel {
             Channel::Simulator(_) => "simulator",
             Channel::Kannel(_) => "kannel",
             Channel::Reach(_) => "reach",
+            Channel::Ovh(c) => c.adapter_name(),
         };
         find(name).unwrap_or(&registry::TEST)
     }
@@ -243,6 +252,7 @@ pub fn parse_status_callback(
     match adapter.name {
         "kannel" => kannel::parse_status(params),
         "reach" => reach::parse_status(params),
+        "ovh_virtual_number" | "ovh_shortcode" => ovh::parse_status(params),
         "test" => test::parse_status(params),
         _ => None,
     }
@@ -266,7 +276,8 @@ pub fn verify_status_callback(
 ) -> Result<(), String> {
     match adapter.name {
         "reach" => reach::verify(data, url, headers, form),
-        // Kannel and the test adapter do not sign: the API key in the URL is their only proof.
+        // Kannel, OVH and the test adapter do not sign: the API key in the URL is their only
+        // proof.
         _ => Ok(()),
     }
 }

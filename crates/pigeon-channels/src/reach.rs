@@ -12,21 +12,20 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::ACCEPT;
-use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::data::{bad, optional, required, timeout};
-use crate::http_client::{self, HttpClient};
+use crate::data::{base_url, required, timeout};
+use crate::http_client::HttpClient;
 use crate::test::param;
+use crate::upstream::{self, CallError, read_body, settle, snippet};
 use crate::{ConfigError, Context, Outgoing, Report, SendError, Sent};
 
 const DEFAULT_BASE_URL: &str = "https://api.reach.talkylabs.com";
 /// A MessageItem is a few hundred bytes and a list page of 20 a few dozen kilobytes: a larger
 /// answer is not Reach's, and is not read further.
 const MAX_BODY_BYTES: usize = 1 << 20;
-/// Error texts quoted in a failure are cut to this (a proxy's error may be a whole page).
-const SNIPPET_CHARS: usize = 200;
 
 pub struct Reach {
     /// `{base_url}/rest/messaging/v1`.
@@ -48,25 +47,6 @@ impl fmt::Debug for Reach {
             .field("src", &self.src)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// Why a create brought back no message id.
-enum CreateError {
-    /// Reach said no, or the request never left: nothing was created.
-    Refused(SendError),
-    /// Reach may have taken the message.
-    Unknown(String),
-}
-
-impl CreateError {
-    /// For requests that create nothing (the list), where an unknown outcome is just a failure
-    /// worth retrying.
-    fn into_send_error(self) -> SendError {
-        match self {
-            CreateError::Refused(e) => e,
-            CreateError::Unknown(why) => SendError::Transient(why),
-        }
     }
 }
 
@@ -106,9 +86,9 @@ impl Reach {
     /// Fields `api_user`, `api_key`, `src` (required), `base_url` (default Reach's), and
     /// `timeout_ms` (not in the registry: for tests and slow links; default 30 s).
     pub fn open(data: &Map<String, Value>, ctx: Context) -> Result<Reach, ConfigError> {
-        let base_url = optional(data, "base_url")?.unwrap_or_else(|| DEFAULT_BASE_URL.into());
+        let base_url = base_url(data, "base_url", DEFAULT_BASE_URL)?;
         Ok(Reach {
-            api: api_root(&base_url)?,
+            api: format!("{base_url}/rest/messaging/v1"),
             api_user: required(data, "api_user")?,
             api_key: required(data, "api_key")?,
             src: required(data, "src")?,
@@ -133,12 +113,12 @@ impl Reach {
         }
         match self.create(m).await {
             Ok(sent) => Ok(sent),
-            Err(CreateError::Refused(e)) => Err(e),
-            Err(CreateError::Unknown(why)) => self.reconcile(key, &why).await,
+            Err(CallError::Refused(e)) => Err(e),
+            Err(CallError::Unknown(why)) => settle("Reach", key, &why, self.find(key).await, taken),
         }
     }
 
-    async fn create(&self, m: &Outgoing) -> Result<Sent, CreateError> {
+    async fn create(&self, m: &Outgoing) -> Result<Sent, CallError> {
         // The client's sender when it asked for one, else the applet's.
         let src = m
             .sender
@@ -154,16 +134,16 @@ impl Reach {
         ];
         let request = self
             .request(Method::POST, "create")
-            .map_err(CreateError::Refused)?;
+            .map_err(CallError::Refused)?;
         let response = request
             .form(&form)
             .send()
             .await
             .map_err(|e| self.request_error(e))?;
         let status = response.status();
-        let body = read_body(response).await;
+        let body = read_body(response, MAX_BODY_BYTES).await;
         if !status.is_success() {
-            return Err(CreateError::Refused(refusal(
+            return Err(CallError::Refused(refusal(
                 status,
                 &body.unwrap_or_default(),
             )));
@@ -171,25 +151,11 @@ impl Reach {
         let body = body.map_err(|e| self.request_error(e))?;
         let item = serde_json::from_slice(&body).ok().and_then(message_item);
         match item {
-            Some(item) => taken(item).map_err(CreateError::Refused),
-            None => Err(CreateError::Unknown(format!(
+            Some(item) => taken(item).map_err(CallError::Refused),
+            None => Err(CallError::Unknown(format!(
                 "Reach accepted the message (HTTP {}) without a message id",
                 status.as_u16()
             ))),
-        }
-    }
-
-    /// After a create whose outcome is unknown: the message Reach took, or a transient error,
-    /// so that the next attempt looks again before creating.
-    async fn reconcile(&self, key: &str, why: &str) -> Result<Sent, SendError> {
-        match self.find(key).await {
-            Ok(Some(item)) => taken(item),
-            Ok(None) => Err(SendError::Transient(format!(
-                "{why}; Reach lists no message {key} (yet): the next attempt looks again before sending"
-            ))),
-            Err(SendError::Transient(e) | SendError::Permanent(e)) => {
-                Err(SendError::Transient(format!("{why}; {e}")))
-            }
         }
     }
 
@@ -202,7 +168,7 @@ impl Reach {
             .await
             .map_err(|e| self.request_error(e).into_send_error())?;
         let status = response.status();
-        let body = read_body(response).await;
+        let body = read_body(response, MAX_BODY_BYTES).await;
         if !status.is_success() {
             return Err(refusal(status, &body.unwrap_or_default()));
         }
@@ -233,30 +199,8 @@ impl Reach {
             .timeout(self.timeout))
     }
 
-    fn request_error(&self, e: reqwest::Error) -> CreateError {
-        let message = http_client::describe(&e);
-        if http_client::is_blocked_error(&e) {
-            return CreateError::Refused(SendError::Permanent(format!(
-                "{message}: the Reach address is not allowed"
-            )));
-        }
-        if e.is_builder() {
-            CreateError::Refused(SendError::Permanent(format!(
-                "cannot build the Reach request: {message}"
-            )))
-        } else if e.is_connect() {
-            // Nothing was sent: no connection.
-            CreateError::Refused(SendError::Transient(format!(
-                "cannot connect to Reach: {message}"
-            )))
-        } else if e.is_timeout() {
-            CreateError::Unknown(format!(
-                "Reach did not answer within {} ms",
-                self.timeout.as_millis()
-            ))
-        } else {
-            CreateError::Unknown(format!("the exchange with Reach broke off: {message}"))
-        }
+    fn request_error(&self, e: reqwest::Error) -> CallError {
+        CallError::request("Reach", self.timeout, &e)
     }
 }
 
@@ -273,25 +217,9 @@ fn taken(item: MessageItem) -> Result<Sent, SendError> {
     })
 }
 
-/// A non-2xx answer: 408, 429 and 5xx pass with time; Reach does not process a request it
-/// answers so (and the next attempt looks for the message before creating it anyway).
+/// A non-2xx answer, with Reach's reason.
 fn refusal(status: StatusCode, body: &[u8]) -> SendError {
-    let code = status.as_u16();
-    let reason = error_text(body);
-    match status {
-        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
-            SendError::Transient(format!("Reach is busy (HTTP {code}): {reason}"))
-        }
-        s if s.is_server_error() => {
-            SendError::Transient(format!("Reach is unavailable (HTTP {code}): {reason}"))
-        }
-        s if s.is_client_error() => {
-            SendError::Permanent(format!("Reach refused the request (HTTP {code}): {reason}"))
-        }
-        _ => SendError::Permanent(format!(
-            "unexpected answer from Reach (HTTP {code}): {reason}"
-        )),
-    }
+    upstream::refusal("Reach", status, &error_text(body))
 }
 
 /// Reach's `errorMessage` (with its `errorCode`), or the start of whatever else the body is.
@@ -306,24 +234,7 @@ fn error_text(body: &[u8]) -> String {
             _ => message,
         };
     }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(SNIPPET_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_string(),
-    }
-}
-
-/// The answer's body, no more than [`MAX_BODY_BYTES`] of it.
-async fn read_body(mut response: Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while body.len() < MAX_BODY_BYTES {
-        match response.chunk().await? {
-            Some(chunk) => body.extend_from_slice(&chunk),
-            None => break,
-        }
-    }
-    Ok(body)
+    snippet(body)
 }
 
 /// Reach's status callback: `messageId` and `status` (form parameters).
@@ -368,32 +279,13 @@ pub fn verify(
     }
 }
 
-/// `{base_url}/rest/messaging/v1`; a base URL may carry a path (a proxy's prefix), not a query.
-fn api_root(base_url: &str) -> Result<String, ConfigError> {
-    let base = base_url.trim_end_matches('/');
-    Url::parse(base)
-        .ok()
-        .filter(|url| {
-            matches!(url.scheme(), "http" | "https")
-                && url.host().is_some()
-                && url.query().is_none()
-                && url.fragment().is_none()
-        })
-        .ok_or_else(|| {
-            bad(
-                "base_url",
-                "must be an http:// or https:// URL without a query",
-            )
-        })?;
-    Ok(format!("{base}/rest/messaging/v1"))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
     use tokio::sync::mpsc;
 
     use super::*;
+    use crate::data::bad;
 
     const CALLBACK: &str = "http://pigeon.test/callback/status/reach/1?api_key=pigeon-key";
 
@@ -551,11 +443,6 @@ mod tests {
         assert_eq!(
             error_text(b"  <html>Bad gateway</html>\n"),
             "<html>Bad gateway</html>"
-        );
-        let long = "é".repeat(SNIPPET_CHARS + 10);
-        assert_eq!(
-            error_text(long.as_bytes()),
-            format!("{}…", "é".repeat(SNIPPET_CHARS))
         );
     }
 

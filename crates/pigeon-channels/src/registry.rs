@@ -154,6 +154,89 @@ pub const REACH: Adapter = Adapter {
     },
 };
 
+/// The fields both OVH adapters share.
+macro_rules! ovh_fields {
+    ($($line:expr),* $(,)?) => {
+        &[
+            DataField {
+                name: "service_name",
+                description: "the OVH SMS account (sms-xx11111-1)",
+                required: true,
+            },
+            $($line,)*
+            DataField {
+                name: "app_key",
+                description: "OVH application key",
+                required: true,
+            },
+            DataField {
+                name: "app_secret",
+                description: "OVH application secret",
+                required: true,
+            },
+            DataField {
+                name: "consumer_key",
+                description: "OVH consumer key",
+                required: true,
+            },
+            DataField {
+                name: "endpoint",
+                description: "API endpoint (default: https://eu.api.ovh.com/1.0)",
+                required: false,
+            },
+            DataField {
+                name: "delete_incoming",
+                description: "1 to delete incoming SMS at OVH once read (as RaspiSMS does)",
+                required: false,
+            },
+        ]
+    };
+}
+
+/// What both OVH adapters can do: receive by polling, with reports by OVH's account callback.
+const OVH_CAPABILITIES: Capabilities = Capabilities {
+    flash: false,
+    mms_sending: false,
+    mms_reception: false,
+    reception: true,
+    delivery_reports: true,
+    inbound_calls: false,
+    concurrency: 8,
+};
+
+/// An OVH SMS account's virtual number (see [`crate::ovh`]).
+pub const OVH_VIRTUAL_NUMBER: Adapter = Adapter {
+    name: "ovh_virtual_number",
+    class: "adapters\\OvhSmsVirtualNumberAdapter",
+    uid: "ovh_sms_virtual_number_adapter",
+    fields: ovh_fields![DataField {
+        name: "number",
+        description: "the virtual number, E.164 (+33612345678)",
+        required: true,
+    }],
+    capabilities: OVH_CAPABILITIES,
+};
+
+/// An OVH SMS account's jobs, from OVH's short code or a named sender (see [`crate::ovh`]).
+pub const OVH_SHORTCODE: Adapter = Adapter {
+    name: "ovh_shortcode",
+    class: "adapters\\OvhSmsShortcodeAdapter",
+    uid: "ovh_sms_shortcode_adapter",
+    fields: ovh_fields![
+        DataField {
+            name: "sender",
+            description: "sender name, 3 to 11 characters (default: OVH's short code, which takes replies)",
+            required: false,
+        },
+        DataField {
+            name: "no_stop_clause",
+            description: "1 for no STOP mention (non-commercial SMS only)",
+            required: false,
+        },
+    ],
+    capabilities: OVH_CAPABILITIES,
+};
+
 /// A paired device agent (an Android phone or a Linux box running `pigeon agent`), created
 /// through the Astandes API's devices.
 pub const AGENT: Adapter = Adapter {
@@ -172,7 +255,15 @@ pub const AGENT: Adapter = Adapter {
     },
 };
 
-const ADAPTERS: &[Adapter] = &[TEST, SIMULATOR, KANNEL, REACH, AGENT];
+const ADAPTERS: &[Adapter] = &[
+    TEST,
+    SIMULATOR,
+    KANNEL,
+    REACH,
+    OVH_VIRTUAL_NUMBER,
+    OVH_SHORTCODE,
+    AGENT,
+];
 
 /// Finds an adapter by Pigeon name, RaspiSMS class name (with or without the leading `\`) or
 /// RaspiSMS uid.
@@ -208,6 +299,14 @@ mod tests {
             Some("reach")
         );
         assert_eq!(find("reach_adapter").map(|a| a.name), Some("reach"));
+        assert_eq!(
+            find("adapters\\OvhSmsVirtualNumberAdapter").map(|a| a.name),
+            Some("ovh_virtual_number")
+        );
+        assert_eq!(
+            find("ovh_sms_shortcode_adapter").map(|a| a.name),
+            Some("ovh_shortcode")
+        );
         assert!(find("adapters\\OctopushShortcodeAdapter").is_none());
         assert!(find("").is_none());
     }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use crate::data::flag;
 use crate::{Ack, ConfigError, Context, Event, Inbound, Outgoing, Report, SendError, Sent};
 
 const LOG: &str = "sent.jsonl";
@@ -420,23 +421,6 @@ fn integer(data: &Map<String, Value>, name: &str) -> Result<Option<u64>, ConfigE
     };
     n.map(Some)
         .ok_or_else(|| bad(name, "must be a non-negative integer"))
-}
-
-fn flag(data: &Map<String, Value>, name: &str) -> Result<Option<bool>, ConfigError> {
-    let Some(v) = value(data, name) else {
-        return Ok(None);
-    };
-    match v {
-        Value::Bool(b) => Ok(Some(*b)),
-        Value::Number(n) if n.as_u64() == Some(1) => Ok(Some(true)),
-        Value::Number(n) if n.as_u64() == Some(0) => Ok(Some(false)),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" => Ok(Some(true)),
-            "0" | "false" => Ok(Some(false)),
-            _ => Err(bad(name, "must be 1 or 0")),
-        },
-        _ => Err(bad(name, "must be 1 or 0")),
-    }
 }
 
 fn text(data: &Map<String, Value>, name: &str) -> Result<Option<String>, ConfigError> {

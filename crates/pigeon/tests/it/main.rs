@@ -11,6 +11,7 @@ mod helpers;
 mod longpoll;
 mod maintenance;
 mod notifications;
+mod ovh_channel;
 mod pairing;
 mod python;
 mod raspisms_auth;
