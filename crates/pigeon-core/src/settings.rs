@@ -49,6 +49,14 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     // and checked against its `maxPrice`; a unit in lower-case ISO 4217.
     ("price_per_segment", "0"),
     ("price_unit", "eur"),
+    // The OVH dialect's account: its callback URLs and description, the opt-out mention added
+    // to commercial messages, and when commercial messages may go out (in `timezone`).
+    ("ovh_callback", ""),
+    ("ovh_stop_callback", ""),
+    ("ovh_description", ""),
+    ("ovh_stop_clause", "STOP au 36111"),
+    ("commercial_days", "mon,tue,wed,thu,fri,sat"),
+    ("commercial_hours", "08:00-20:00"),
 ];
 
 /// What one segment costs, and in which currency (settings `price_per_segment`, `price_unit`).

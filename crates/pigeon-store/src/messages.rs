@@ -335,8 +335,9 @@ pub struct Item {
     pub error_code: Option<String>,
     pub error_text: Option<String>,
     pub at: i64,
-    /// When it was first handed to a channel (from its history).
+    /// When it was first handed to a channel, and when it was delivered (from its history).
     pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -347,6 +348,7 @@ macro_rules! item {
             "SELECT m.id, m.user_id, m.phone_id, m.direction, m.origin, m.destination, m.text, m.segments, m.status, \
              m.tag, m.api, m.callback_url, m.error_code, m.error_text, m.at, \
              (SELECT MIN(h.at) FROM message_history h WHERE h.message_id = m.id AND h.status = 'sent') AS sent_at, \
+             (SELECT MIN(h.at) FROM message_history h WHERE h.message_id = m.id AND h.status = 'delivered') AS delivered_at, \
              m.created_at, m.updated_at FROM messages m",
             $tail
         )
@@ -361,14 +363,20 @@ pub async fn item(store: &Store, user_id: i64, id: i64) -> Result<Option<Item>> 
         .await?)
 }
 
-/// Which of the user's messages a list shows; `None` matches everything.
+/// Which of the user's messages a list shows; `None` (or empty) matches everything.
 #[derive(Debug, Clone, Default)]
 pub struct ItemFilter {
+    /// `outbound` or `inbound`.
+    pub direction: Option<&'static str>,
+    /// The statuses shown.
+    pub statuses: &'static [&'static str],
     pub destination: Option<String>,
     pub origin: Option<String>,
     pub tag: Option<String>,
     /// The send time (`at`) from, inclusive, and to, exclusive.
     pub at: (Option<Ts>, Option<Ts>),
+    /// The creation time from and to, both inclusive.
+    pub created: (Option<Ts>, Option<Ts>),
     pub offset: i64,
     pub limit: i64,
 }
@@ -377,7 +385,10 @@ pub struct ItemFilter {
 pub async fn items(store: &Store, user_id: i64, f: &ItemFilter) -> Result<(Vec<Item>, i64)> {
     const FILTER: &str = " WHERE m.user_id = $1 AND ($2 IS NULL OR m.destination = $2) \
          AND ($3 IS NULL OR m.origin = $3) AND ($4 IS NULL OR m.tag = $4) \
-         AND ($5 IS NULL OR m.at >= $5) AND ($6 IS NULL OR m.at < $6)";
+         AND ($5 IS NULL OR m.at >= $5) AND ($6 IS NULL OR m.at < $6) \
+         AND ($7 IS NULL OR m.direction = $7) AND ($8 IS NULL OR (',' || $8 || ',') LIKE ('%,' || m.status || ',%')) \
+         AND ($9 IS NULL OR m.created_at >= $9) AND ($10 IS NULL OR m.created_at <= $10)";
+    let statuses = (!f.statuses.is_empty()).then(|| f.statuses.join(","));
     let bind = |sql: String| {
         sqlx::query(AssertSqlSafe(sql))
             .bind(user_id)
@@ -386,6 +397,10 @@ pub async fn items(store: &Store, user_id: i64, f: &ItemFilter) -> Result<(Vec<I
             .bind(f.tag.clone())
             .bind(f.at.0.map(|t| t.0))
             .bind(f.at.1.map(|t| t.0))
+            .bind(f.direction)
+            .bind(statuses.clone())
+            .bind(f.created.0.map(|t| t.0))
+            .bind(f.created.1.map(|t| t.0))
     };
     use sqlx::Row;
     let total: i64 = bind(format!("SELECT COUNT(*) FROM messages m{FILTER}"))
@@ -393,7 +408,7 @@ pub async fn items(store: &Store, user_id: i64, f: &ItemFilter) -> Result<(Vec<I
         .await?
         .try_get(0)?;
     let rows = bind(format!(
-        "{}{FILTER} ORDER BY m.created_at DESC, m.id DESC LIMIT $7 OFFSET $8",
+        "{}{FILTER} ORDER BY m.created_at DESC, m.id DESC LIMIT $11 OFFSET $12",
         item!("")
     ))
     .bind(f.limit)

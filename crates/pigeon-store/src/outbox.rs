@@ -23,6 +23,8 @@ pub struct NewDelivery {
     pub event_id: String,
     /// Extra request headers, as a JSON object (a dialect's own signature).
     pub headers: Option<String>,
+    /// `POST`, or `GET` for a callback whose parameters are all in its URL.
+    pub method: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -38,6 +40,7 @@ pub struct Delivery {
     pub body: String,
     pub event_id: String,
     pub headers: Option<String>,
+    pub method: String,
     pub status: String,
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -62,7 +65,7 @@ macro_rules! select {
     ($tail:literal) => {
         concat!(
             "SELECT id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, \
-             headers, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at FROM deliveries",
+             headers, method, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at FROM deliveries",
             $tail
         )
     };
@@ -77,8 +80,8 @@ pub(crate) async fn insert(
     for d in deliveries {
         sqlx::query(
             "INSERT INTO deliveries (user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, \
-             event_id, headers, status, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $9, $10, $3, $4, $5, $6, $7, $11, 'pending', $8, $8, $8)",
+             event_id, headers, method, status, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $9, $10, $3, $4, $5, $6, $7, $11, $12, 'pending', $8, $8, $8)",
         )
         .bind(d.user_id)
         .bind(d.webhook_id)
@@ -91,6 +94,7 @@ pub(crate) async fn insert(
         .bind(&d.endpoint)
         .bind(&d.secret_sealed)
         .bind(d.headers.as_deref())
+        .bind(d.method)
         .execute(&mut *tx)
         .await?;
     }
@@ -143,7 +147,7 @@ pub async fn claim(
          WHERE id IN (SELECT d.id FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id \
          WHERE d.endpoint = $3 AND d.status = 'pending' AND d.next_attempt_at <= $2 AND w.disabled_at IS NULL \
          ORDER BY d.next_attempt_at, d.id LIMIT $4) RETURNING ",
-        "id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, headers, status, \
+        "id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, headers, method, status, \
          attempts, next_attempt_at, last_status, last_error, created_at, updated_at"
     ))
     .bind(lease_until.0)

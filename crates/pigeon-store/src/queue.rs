@@ -451,6 +451,9 @@ pub struct Single {
     /// The API that created it (`astandes`, `reach`).
     pub api: &'static str,
     pub phone_id: Option<i64>,
+    /// It goes through that phone only (no failover).
+    pub phone_fixed: bool,
+    pub flash: bool,
     /// The sender the client asked for.
     pub origin: Option<String>,
     pub destination: String,
@@ -493,11 +496,11 @@ pub async fn enqueue_all(
     for (index, m) in messages.iter().enumerate() {
         let at = m.scheduled.map_or(now, |t| t.0);
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (user_id, api, phone_id, phone_fixed, direction, origin, destination, text, encoding, \
+            "INSERT INTO messages (user_id, api, phone_id, phone_fixed, flash, direction, origin, destination, text, encoding, \
              segments, status, client_ref, callback_url, tag, error_code, error_text, valid_until, max_tries, tries, next_try_at, \
              at, created_at, updated_at) \
-             VALUES ($1, $2, $3, 0, 'outbound', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $17, $18, $18) \
-             RETURNING id",
+             VALUES ($1, $2, $3, $19, $20, 'outbound', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $17, \
+             $18, $18) RETURNING id",
         )
         .bind(m.user_id)
         .bind(m.api)
@@ -517,6 +520,8 @@ pub async fn enqueue_all(
         .bind(m.max_tries)
         .bind(at)
         .bind(now)
+        .bind(m.phone_fixed)
+        .bind(m.flash)
         .fetch_one(&mut *tx)
         .await?;
         let detail = m.error.as_ref().map(|e| e.1.as_str());

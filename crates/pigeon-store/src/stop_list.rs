@@ -12,6 +12,23 @@ pub async fn numbers(store: &Store, user_id: i64) -> Result<HashSet<String>> {
     Ok(rows.into_iter().collect())
 }
 
+/// A number on the list, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Entry {
+    pub number: String,
+    pub created_at: i64,
+}
+
+/// The list, oldest first.
+pub async fn entries(store: &Store, user_id: i64) -> Result<Vec<Entry>> {
+    Ok(
+        sqlx::query_as("SELECT number, created_at FROM stop_list WHERE user_id = $1 ORDER BY id")
+            .bind(user_id)
+            .fetch_all(store.r())
+            .await?,
+    )
+}
+
 /// Adds a number; `false` when it was already there.
 pub async fn add(store: &Store, user_id: i64, number: &str) -> Result<bool> {
     let done = sqlx::query(

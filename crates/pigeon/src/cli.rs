@@ -38,6 +38,9 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the credentials of the OVH SMS API (`/1.0`).
+    #[command(subcommand)]
+    OvhCredentials(OvhCredentialsCommand),
     /// Run the device agent: pair with a server and send its SMS from this machine (a phone
     /// under Termux, a box with a USB modem). Uses no database and no server config.
     Agent(AgentArgs),
@@ -92,6 +95,13 @@ pub struct ServeArgs {
     /// 192.168.1.0/24; repeatable (PIGEON_ALLOW_OUTBOUND_CIDR='["..."]').
     #[arg(long = "allow-outbound-cidr", value_name = "CIDR")]
     pub allow_outbound_cidr: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OvhCredentialsCommand {
+    /// Create an application key, its secret and a consumer key for an account, and print them
+    /// (`application_key=…`, `application_secret=…`, `consumer_key=…`; shown only once).
+    Create { email: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,6 +58,8 @@ pub struct Config {
     /// above that rate; past them the answer is 429 with `Retry-After`.
     pub reach_rate_per_sec: u32,
     pub reach_rate_burst: u32,
+    /// How far an OVH request's `X-Ovh-Timestamp` may be from the server's clock, in seconds.
+    pub ovh_time_skew_secs: i64,
 }
 
 impl Default for Config {
@@ -93,6 +95,7 @@ impl Default for Config {
             webhook_endpoint_concurrency: 4,
             reach_rate_per_sec: 100,
             reach_rate_burst: 200,
+            ovh_time_skew_secs: 300,
         }
     }
 }

@@ -1,8 +1,8 @@
 use clap::Parser;
 use pigeon::app::{self, App};
-use pigeon::cli::{Cli, Command, UserCommand};
+use pigeon::cli::{Cli, Command, OvhCredentialsCommand, UserCommand};
 use pigeon::config::Config;
-use pigeon::services::{accounts, quotas};
+use pigeon::services::{accounts, ovh, quotas};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -31,6 +31,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(command) => user(&app, command).await,
+        Command::OvhCredentials(OvhCredentialsCommand::Create { email }) => {
+            let c = ovh::create_credentials_for(&app, &email).await?;
+            println!("application_key={}", c.application_key);
+            println!("application_secret={}", c.application_secret);
+            println!("consumer_key={}", c.consumer_key);
+            Ok(())
+        }
         Command::Agent(_) => unreachable!("the agent returns before the config is loaded"),
     }
 }

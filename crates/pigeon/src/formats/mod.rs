@@ -2,4 +2,5 @@
 //! and status codes a door answers with are also what their notifications carry.
 
 pub mod astandes;
+pub mod ovh;
 pub mod reach;

@@ -319,6 +319,7 @@ async fn list(
         ),
         offset: page.saturating_mul(page_size),
         limit: page_size,
+        ..ItemFilter::default()
     };
     let (rows, total) = messaging::list(&app, user.id, &filter).await?;
     let pricing = accounts::settings(&app, user.id).await?.pricing();

@@ -153,6 +153,26 @@ pub async fn set_setting(app: &App, email: &str, name: &str, value: &str) -> Res
     if name == "timezone" {
         pigeon_core::time::zone(value).map_err(|e| ServiceError::Invalid(e.to_string()))?;
     }
+    if name == "commercial_days" || name == "commercial_hours" {
+        let current = |n: &str, v: &str| {
+            if n == name {
+                value.to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        let user = users::by_email(&app.store, email)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let s = settings(app, user.id).await?;
+        let days = current("commercial_days", s.get("commercial_days"));
+        let hours = current("commercial_hours", s.get("commercial_hours"));
+        pigeon_core::time::window::Window::parse(&days, &hours).map_err(|_| {
+            ServiceError::Invalid(
+                "commercial_days are day names separated by commas (mon,tue,…) and commercial_hours HH:MM-HH:MM".into(),
+            )
+        })?;
+    }
     if name == "price_per_segment" && Pricing::parse(value, "").is_none() {
         return Err(ServiceError::Invalid(
             "price_per_segment must be a number, 0 or more".into(),

@@ -181,6 +181,8 @@ async fn check_message(
         user_id,
         api: "astandes",
         phone_id: Some(device.phone_id),
+        phone_fixed: false,
+        flash: false,
         origin: None,
         destination,
         text: m.text.clone(),

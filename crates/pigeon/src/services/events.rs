@@ -100,6 +100,7 @@ impl Targets {
                     body: form,
                     event_id: random_id,
                     headers: None,
+                    method: "POST",
                 })
             })
             .collect()

@@ -51,6 +51,11 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
         .ok_or(ServiceError::NotFound)?;
     let hooks = events::targets(app, phone.user_id, "receive_sms").await?;
     let device_notice = notifications::inbound(app, phone.user_id, phone.id).await?;
+    let word = keyword(&sms.text);
+    let stop_notice = match word {
+        Some(Keyword::Stop) => notifications::ovh_stop(app, phone.user_id).await?,
+        _ => None,
+    };
     // RaspiSMS puts the phone's id in `destination` here.
     let render = |id: i64| {
         let mut deliveries = hooks.render(&json!({
@@ -66,6 +71,9 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
         if let Some(notice) = &device_notice {
             deliveries.extend(notice(id, &sms.origin, &sms.text, sms.at.0));
         }
+        if let Some(notice) = &stop_notice {
+            deliveries.extend(notice(id, &sms.origin, &sms.text));
+        }
         deliveries
     };
     let message = NewMessage {
@@ -79,7 +87,7 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
         ..Default::default()
     };
     let id = messages::insert_with(&app.store, &message, render).await?;
-    match keyword(&sms.text) {
+    match word {
         Some(Keyword::Stop) => stop(app, &phone, &sms.origin).await?,
         Some(Keyword::Start) => {
             stop_list::remove(&app.store, phone.user_id, &sms.origin).await?;

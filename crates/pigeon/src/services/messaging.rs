@@ -142,6 +142,8 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<i64> {
         user_id,
         api: "reach",
         phone_id: None,
+        phone_fixed: false,
+        flash: false,
         origin: Some(src),
         destination: dest,
         text: body.to_string(),

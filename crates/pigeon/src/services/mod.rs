@@ -10,6 +10,7 @@ pub mod groups;
 pub mod inbound;
 pub mod messaging;
 pub mod notifications;
+pub mod ovh;
 pub mod phones;
 pub mod quotas;
 pub mod reliability;

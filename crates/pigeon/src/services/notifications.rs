@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::{Result, accounts, events};
 use crate::app::App;
-use crate::formats::{astandes, reach};
+use crate::formats::{astandes, ovh, reach};
 
 const JSON: &str = "application/json";
 
@@ -27,6 +27,15 @@ const JSON: &str = "application/json";
 pub enum Prepared {
     Astandes(AstandesBase),
     Reach(ReachBase),
+    Ovh(OvhBase),
+}
+
+/// An OVH job's callback: the account's `callBack` when the job was created.
+#[derive(Debug, Clone)]
+pub struct OvhBase {
+    user_id: i64,
+    id: i64,
+    url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +68,11 @@ pub async fn prepare(app: &App, user_id: i64, message_id: i64) -> Result<Option<
             api_key: accounts::api_key(app, user_id).await?,
             pricing: accounts::settings(app, user_id).await?.pricing(),
             item,
+        })),
+        Some("ovh") => Some(Prepared::Ovh(OvhBase {
+            user_id,
+            id: message_id,
+            url: item.callback_url.unwrap_or_default(),
         })),
         _ => None,
     })
@@ -102,6 +116,7 @@ impl Prepared {
         match self {
             Prepared::Astandes(a) => a.message.id,
             Prepared::Reach(r) => r.item.id,
+            Prepared::Ovh(o) => o.id,
         }
     }
 
@@ -111,8 +126,63 @@ impl Prepared {
         match self {
             Prepared::Astandes(a) => a.render(status, tried),
             Prepared::Reach(r) => r.render(status),
+            Prepared::Ovh(o) => ovh::callback_dlr(status, tried)
+                .map(|dlr| {
+                    let id = o.id.to_string();
+                    let params = [("id", id.as_str()), ("dlr", &dlr.to_string())];
+                    get_callback(o.user_id, "ovh_status", &o.url, &params)
+                })
+                .unwrap_or_default(),
         }
     }
+}
+
+/// A callback whose parameters travel in its URL's query (after the URL's own), as OVH's do.
+fn get_callback(user_id: i64, kind: &str, url: &str, params: &[(&str, &str)]) -> Vec<NewDelivery> {
+    let Ok(random) = secret::random_hex(16) else {
+        return Vec::new();
+    };
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    vec![NewDelivery {
+        user_id,
+        webhook_id: None,
+        endpoint: endpoint_of_url(url),
+        secret_sealed: String::new(),
+        kind: kind.into(),
+        url: format!("{url}{separator}{query}"),
+        content_type: String::new(),
+        body: String::new(),
+        event_id: format!("{}-{random}", Ts::now().0 / 1000),
+        headers: None,
+        method: "GET",
+    }]
+}
+
+/// The account's OVH `stopCallBack` for a STOP that arrived (`number`, `message`, `id` of the
+/// incoming SMS), if it has one.
+pub async fn ovh_stop(
+    app: &App,
+    user_id: i64,
+) -> Result<Option<impl Fn(i64, &str, &str) -> Vec<NewDelivery> + use<>>> {
+    let url = accounts::settings(app, user_id)
+        .await?
+        .get("ovh_stop_callback")
+        .to_string();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(move |id: i64, number: &str, message: &str| {
+        let id = id.to_string();
+        let params = [
+            ("number", number),
+            ("message", message),
+            ("id", id.as_str()),
+        ];
+        get_callback(user_id, "ovh_stop", &url, &params)
+    }))
 }
 
 /// The `queued` callback of a Reach message queued at once, rendered from its id and creation
@@ -144,6 +214,7 @@ pub async fn reach_queued(
             error_text: None,
             at: 0,
             sent_at: None,
+            delivered_at: None,
             created_at: 0,
             updated_at: 0,
         },
@@ -193,6 +264,7 @@ impl ReachBase {
             body,
             event_id: format!("{}-{random}", Ts::now().0 / 1000),
             headers: Some(json!({ "X-Reach-Signature": signed }).to_string()),
+            method: "POST",
         }]
     }
 }
@@ -279,5 +351,6 @@ fn delivery(device: &Device, kind: &str, url: &str, body: &serde_json::Value) ->
         body: body.to_string(),
         event_id: format!("{}-{random}", Ts::now().0 / 1000),
         headers: None,
+        method: "POST",
     }]
 }

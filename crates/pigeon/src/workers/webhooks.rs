@@ -166,7 +166,12 @@ fn next_attempt(app: &App, attempts: i64, answer: &Answer) -> Ts {
 }
 
 async fn post(app: &App, d: &Delivery, at: Ts) -> Result<Answer, ServiceError> {
-    let mut request = match app.outbound.post(&d.url) {
+    let request = if d.method == "GET" {
+        app.outbound.get(&d.url)
+    } else {
+        app.outbound.post(&d.url)
+    };
+    let mut request = match request {
         Ok(request) => request,
         Err(blocked) => return Ok(refused(blocked.to_string())),
     };
@@ -190,9 +195,11 @@ async fn post(app: &App, d: &Delivery, at: Ts) -> Result<Answer, ServiceError> {
             request = request.header(name.as_str(), value);
         }
     }
+    if !d.content_type.is_empty() {
+        request = request.header("content-type", &d.content_type);
+    }
     let response = request
         .timeout(Duration::from_millis(app.config.webhook_timeout_ms))
-        .header("content-type", &d.content_type)
         .header(
             "user-agent",
             concat!("Pigeon-Webhooks/", env!("CARGO_PKG_VERSION")),

@@ -1,6 +1,7 @@
 //! The RaspiSMS HTTP API (`/api/...`), as the real RaspiSMS behaves (see the README for the
 //! deliberate differences).
 
+mod credentials;
 mod envelope;
 mod form;
 mod list;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/scheduled", post(scheduled::create))
         .route("/api/scheduled/{id}", delete(scheduled::delete))
         .route("/api/scheduled/{id}/recipients", get(scheduled::recipients))
+        .route("/api/ovh-credentials", post(credentials::create_ovh))
         .route("/api/phone", post(phones::create))
         .route(
             "/api/phone/{id}",
