@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::{Page, Result, Store, Ts, found, placeholders};
 
@@ -84,10 +84,16 @@ const LINKS: [(&str, &str, &str); 4] = [
     ("campaign_media", "media_id", "media"),
 ];
 
-/// Stores a campaign with all its links in one transaction.
+/// Stores a campaign with all its links, atomically, in the next group commit.
 pub async fn create(store: &Store, user_id: i64, c: &NewCampaign) -> Result<i64> {
+    let c = c.clone();
+    store
+        .grouped(move |conn| Box::pin(async move { insert(conn, user_id, &c).await }))
+        .await
+}
+
+async fn insert(tx: &mut SqliteConnection, user_id: i64, c: &NewCampaign) -> Result<i64> {
     let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO campaigns (user_id, text, at, phone_id, phone_group_id, flash, mms, tag, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
@@ -130,7 +136,6 @@ pub async fn create(store: &Store, user_id: i64, c: &NewCampaign) -> Result<i64>
                 .await?;
         }
     }
-    tx.commit().await?;
     Ok(id)
 }
 

@@ -3,7 +3,9 @@
 //!
 //! SQLite runs in WAL mode with `synchronous=FULL` (a success answer means the data is on disk)
 //! behind one writer connection, so writers queue in the application instead of meeting
-//! `SQLITE_BUSY`, and a pool of readers. SQL sticks to the dialect PostgreSQL shares (`$n`
+//! `SQLITE_BUSY`, and a pool of readers. The writes of the hot paths (accepting, dispatching,
+//! recording sends and reports, webhook attempts) go through group commit: those queued at the
+//! same moment share one transaction and one fsync. SQL sticks to the dialect PostgreSQL shares (`$n`
 //! placeholders, `RETURNING`, `ON CONFLICT`).
 
 use std::str::FromStr;
@@ -21,6 +23,7 @@ pub mod conditional_groups;
 pub mod contacts;
 pub mod credentials;
 pub mod devices;
+mod group;
 pub mod groups;
 pub mod media;
 pub mod messages;
@@ -54,6 +57,11 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The commit of a group of writes failed; none of them is stored.
+    #[error("group commit failed: {0}")]
+    Group(String),
+    #[error("the store is closed")]
+    Closed,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -83,11 +91,28 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
+    group: group::Committer,
+}
+
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// On disk (fsync'd at every commit): survives a power cut. The default.
+    #[default]
+    Full,
+    /// Written to the OS: survives the process being killed, not a power cut (fsync at WAL
+    /// checkpoints only), as Kannel's store file and Jasmin's queues.
+    Normal,
 }
 
 impl Store {
     /// Opens (creating the file if missing) the database at `url`, e.g. `sqlite://pigeon.db`.
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, Durability::Full).await
+    }
+
+    /// [`Store::connect`] with a chosen durability.
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Store> {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::Url(url.to_string()));
         }
@@ -95,7 +120,10 @@ impl Store {
             .map_err(|_| StoreError::Url(url.to_string()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
@@ -106,7 +134,12 @@ impl Store {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Store { writer, reader })
+        let group = group::Committer::start(writer.clone());
+        Ok(Store {
+            writer,
+            reader,
+            group,
+        })
     }
 
     /// Applies the embedded migrations that are not applied yet.
@@ -126,6 +159,21 @@ impl Store {
 
     pub(crate) fn r(&self) -> &SqlitePool {
         &self.reader
+    }
+
+    /// Runs a write in the next group commit (see [`group`]): for the writes on the hot paths,
+    /// many at a time.
+    pub(crate) async fn grouped<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::SqliteConnection,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T>> + Send + 'c>,
+            > + Send
+            + 'static,
+    {
+        self.group.write(work).await
     }
 
     /// One page of `select`, whose SQL ends in a `WHERE` clause binding the user id as `$1`

@@ -169,12 +169,12 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt<'a> {
+pub struct Attempt {
     pub at: Ts,
     pub status_code: Option<i64>,
     pub duration_ms: i64,
-    pub response_body: Option<&'a str>,
-    pub error: Option<&'a str>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -184,11 +184,24 @@ pub struct Attempt<'a> {
 pub async fn record(
     store: &Store,
     delivery: &Delivery,
-    a: &Attempt<'_>,
+    a: Attempt,
+    disable_after_ms: i64,
+) -> Result<bool> {
+    let delivery = delivery.clone();
+    store
+        .grouped(move |tx| {
+            Box::pin(async move { record_in(tx, &delivery, &a, disable_after_ms).await })
+        })
+        .await
+}
+
+async fn record_in(
+    tx: &mut SqliteConnection,
+    delivery: &Delivery,
+    a: &Attempt,
     disable_after_ms: i64,
 ) -> Result<bool> {
     let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
     sqlx::query(
         "INSERT INTO delivery_attempts (delivery_id, at, status_code, duration_ms, response_body, error) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -197,8 +210,8 @@ pub async fn record(
     .bind(a.at.0)
     .bind(a.status_code)
     .bind(a.duration_ms)
-    .bind(a.response_body)
-    .bind(a.error)
+    .bind(a.response_body.as_deref())
+    .bind(a.error.as_deref())
     .execute(&mut *tx)
     .await?;
     let (status, next) = match a.outcome {
@@ -213,7 +226,7 @@ pub async fn record(
     .bind(status)
     .bind(next)
     .bind(a.status_code)
-    .bind(a.error)
+    .bind(a.error.as_deref())
     .bind(now)
     .bind(delivery.id)
     .execute(&mut *tx)
@@ -243,7 +256,6 @@ pub async fn record(
         .await?;
         done.rows_affected() > 0
     };
-    tx.commit().await?;
     Ok(disabled)
 }
 

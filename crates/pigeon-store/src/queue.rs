@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::campaigns::Campaign;
 use crate::outbox::{self, NewDelivery};
@@ -83,8 +83,18 @@ pub async fn due_campaigns(store: &Store, now: Ts, limit: i64) -> Result<Vec<Cam
 /// Turns a campaign into its messages, in one transaction; `false` when it was already
 /// dispatched or deleted meanwhile (nothing is written then).
 pub async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
+    let (d, messages) = (d.clone(), messages.to_vec());
+    store
+        .grouped(move |tx| Box::pin(async move { dispatch_in(tx, &d, &messages).await }))
+        .await
+}
+
+async fn dispatch_in(
+    tx: &mut SqliteConnection,
+    d: &Dispatch,
+    messages: &[NewOutbound],
+) -> Result<bool> {
     let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
     let taken = sqlx::query("UPDATE campaigns SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'scheduled'")
         .bind(now)
         .bind(d.campaign_id)
@@ -118,7 +128,7 @@ pub async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> 
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        history(&mut tx, id, "queued", None, now).await?;
+        history(&mut *tx, id, "queued", None, now).await?;
         for media in &m.media {
             sqlx::query("INSERT INTO message_media (message_id, media_id) VALUES ($1, $2)")
                 .bind(id)
@@ -127,7 +137,6 @@ pub async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> 
                 .await?;
         }
     }
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -201,21 +210,21 @@ pub async fn assign(store: &Store, id: i64, phone_id: Option<i64>) -> Result<()>
 
 /// What a send attempt ended in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt<'a> {
+pub enum Attempt {
     Sent {
-        provider_id: &'a str,
-        adapter: &'a str,
+        provider_id: String,
+        adapter: &'static str,
     },
     /// Back to the queue from `at`, on `phone_id` (`None`: to be routed to a phone again);
     /// `attempted` is false when the channel was not even called, and the try is given back.
     Retry {
         at: Ts,
         phone_id: Option<i64>,
-        error: &'a str,
+        error: String,
         attempted: bool,
     },
     Failed {
-        error: &'a str,
+        error: String,
     },
 }
 
@@ -225,11 +234,21 @@ pub enum Attempt<'a> {
 pub async fn record(
     store: &Store,
     id: i64,
-    attempt: &Attempt<'_>,
+    attempt: Attempt,
+    deliveries: Vec<NewDelivery>,
+) -> Result<bool> {
+    store
+        .grouped(move |tx| Box::pin(async move { record_in(tx, id, &attempt, &deliveries).await }))
+        .await
+}
+
+async fn record_in(
+    tx: &mut SqliteConnection,
+    id: i64,
+    attempt: &Attempt,
     deliveries: &[NewDelivery],
 ) -> Result<bool> {
     let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
     let (status, detail, done) = match attempt {
         Attempt::Sent {
             provider_id,
@@ -245,7 +264,7 @@ pub async fn record(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            ("sent", Some(*provider_id), done)
+            ("sent", Some(provider_id.as_str()), done)
         }
         Attempt::Retry {
             at,
@@ -266,7 +285,7 @@ pub async fn record(
             .bind(if *attempted { 0 } else { 1 })
             .execute(&mut *tx)
             .await?;
-            ("queued", Some(*error), done)
+            ("queued", Some(error.as_str()), done)
         }
         Attempt::Failed { error } => {
             let done = sqlx::query(
@@ -278,15 +297,14 @@ pub async fn record(
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            ("failed", Some(*error), done)
+            ("failed", Some(error.as_str()), done)
         }
     };
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    history(&mut tx, id, status, detail, now).await?;
-    outbox::insert(&mut tx, deliveries, now).await?;
-    tx.commit().await?;
+    history(&mut *tx, id, status, detail, now).await?;
+    outbox::insert(&mut *tx, deliveries, now).await?;
     Ok(true)
 }
 
@@ -394,14 +412,14 @@ pub async fn report(
     provider_id: &str,
     from: &[&str],
     to: &str,
-    deliveries: impl FnOnce(&Moved) -> Vec<NewDelivery>,
+    deliveries: impl FnOnce(&Moved) -> Vec<NewDelivery> + Send + 'static,
 ) -> Result<Option<Moved>> {
     if from.is_empty() {
         return Ok(None);
     }
     let (phone, user, adapter) = match find {
         ReportTarget::Phone(phone) => (Some(phone), None, None),
-        ReportTarget::UserAdapter(user, adapter) => (None, Some(user), Some(adapter)),
+        ReportTarget::UserAdapter(user, adapter) => (None, Some(user), Some(adapter.to_string())),
     };
     let sql = format!(
         "UPDATE messages SET status = $1, updated_at = $2 WHERE id = (SELECT id FROM messages \
@@ -410,30 +428,36 @@ pub async fn report(
          AND status IN ({}) RETURNING id, user_id, status",
         placeholders(7, from.len())
     );
-    let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
-    let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql))
-        .bind(to)
-        .bind(now)
-        .bind(provider_id)
-        .bind(phone)
-        .bind(user)
-        .bind(adapter);
-    for state in from {
-        q = q.bind(*state);
-    }
-    let Some((id, user_id, status)) = q.fetch_optional(&mut *tx).await? else {
-        return Ok(None);
-    };
-    history(&mut tx, id, &status, Some("delivery report"), now).await?;
-    let moved = Moved {
-        id,
-        user_id,
-        status,
-    };
-    outbox::insert(&mut tx, &deliveries(&moved), now).await?;
-    tx.commit().await?;
-    Ok(Some(moved))
+    let (provider_id, to) = (provider_id.to_string(), to.to_string());
+    let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+    store
+        .grouped(move |tx| {
+            Box::pin(async move {
+                let now = Ts::now().0;
+                let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql))
+                    .bind(to)
+                    .bind(now)
+                    .bind(provider_id)
+                    .bind(phone)
+                    .bind(user)
+                    .bind(adapter);
+                for state in from {
+                    q = q.bind(state);
+                }
+                let Some((id, user_id, status)) = q.fetch_optional(&mut *tx).await? else {
+                    return Ok(None);
+                };
+                history(&mut *tx, id, &status, Some("delivery report"), now).await?;
+                let moved = Moved {
+                    id,
+                    user_id,
+                    status,
+                };
+                outbox::insert(&mut *tx, &deliveries(&moved), now).await?;
+                Ok(Some(moved))
+            })
+        })
+        .await
 }
 
 /// How a delivery report finds its message.
@@ -488,10 +512,20 @@ impl Single {
 pub async fn enqueue_all(
     store: &Store,
     messages: &[Single],
+    deliveries: impl Fn(usize, i64, i64) -> Vec<NewDelivery> + Send + 'static,
+) -> Result<Vec<i64>> {
+    let messages = messages.to_vec();
+    store
+        .grouped(move |conn| Box::pin(async move { insert_all(conn, &messages, deliveries).await }))
+        .await
+}
+
+async fn insert_all(
+    tx: &mut SqliteConnection,
+    messages: &[Single],
     deliveries: impl Fn(usize, i64, i64) -> Vec<NewDelivery>,
 ) -> Result<Vec<i64>> {
     let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
     let mut ids = Vec::with_capacity(messages.len());
     for (index, m) in messages.iter().enumerate() {
         let at = m.scheduled.map_or(now, |t| t.0);
@@ -525,11 +559,10 @@ pub async fn enqueue_all(
         .fetch_one(&mut *tx)
         .await?;
         let detail = m.error.as_ref().map(|e| e.1.as_str());
-        history(&mut tx, id, m.status(), detail, now).await?;
-        outbox::insert(&mut tx, &deliveries(index, id, now), now).await?;
+        history(&mut *tx, id, m.status(), detail, now).await?;
+        outbox::insert(&mut *tx, &deliveries(index, id, now), now).await?;
         ids.push(id);
     }
-    tx.commit().await?;
     Ok(ids)
 }
 

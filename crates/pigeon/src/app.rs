@@ -10,12 +10,13 @@ use anyhow::Context;
 use pigeon_channels::Event;
 use pigeon_channels::http_client::{Allow, HttpClient};
 use pigeon_core::secret::ServerKey;
-use pigeon_store::Store;
+use pigeon_store::{Durability, Store};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::services::Recent;
 
 /// What every request handler, service and worker works with.
 #[derive(Debug)]
@@ -38,7 +39,14 @@ pub struct App {
     pub polled: crate::http::device::polled::Polled,
     /// Each API key's allowance of Reach API requests.
     pub reach_rate: crate::services::messaging::RateLimit,
+    /// Accounts by API key digest, and settings by account, read on every request.
+    pub recent_users: Recent<String, pigeon_store::users::User>,
+    pub recent_settings: Recent<i64, crate::services::accounts::Settings>,
 }
+
+/// How long an account or its settings may be served from memory: what a change made by the
+/// CLI (another process) takes to show.
+const RECENT_TTL: Duration = Duration::from_secs(1);
 
 pub type AppState = Arc<App>;
 
@@ -52,7 +60,12 @@ impl App {
             Some(hex) => ServerKey::from_hex(hex).context("PIGEON_SECRET_KEY")?,
             None => load_or_create_key(&config.data_dir.join("server.key"))?,
         };
-        let store = Store::connect(&config.database_url).await?;
+        let durability = match config.durability.trim().to_ascii_lowercase().as_str() {
+            "full" => Durability::Full,
+            "normal" => Durability::Normal,
+            other => anyhow::bail!("durability must be `full` or `normal`, not `{other}`"),
+        };
+        let store = Store::connect_with(&config.database_url, durability).await?;
         store.migrate().await?;
         let public_base = config.public_base();
         let allow = Allow::parse(&config.allow_outbound_cidr).map_err(anyhow::Error::msg)?;
@@ -76,6 +89,8 @@ impl App {
             pairing: Default::default(),
             polled: Default::default(),
             reach_rate,
+            recent_users: Recent::new(RECENT_TTL),
+            recent_settings: Recent::new(RECENT_TTL),
         })
     }
 

@@ -60,6 +60,9 @@ pub struct Config {
     pub reach_rate_burst: u32,
     /// How far an OVH request's `X-Ovh-Timestamp` may be from the server's clock, in seconds.
     pub ovh_time_skew_secs: i64,
+    /// `full`: a success answer means the data is fsync'd (survives a power cut); `normal`:
+    /// it survives the process being killed, not a power cut.
+    pub durability: String,
 }
 
 impl Default for Config {
@@ -96,6 +99,7 @@ impl Default for Config {
             reach_rate_per_sec: 100,
             reach_rate_burst: 200,
             ovh_time_skew_secs: 300,
+            durability: "full".into(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Accounts: creation, API-key authentication and rotation, status, settings.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
@@ -105,22 +106,33 @@ pub async fn api_key(app: &App, user_id: i64) -> Result<String> {
 
 /// The account an API key belongs to, whatever its status.
 pub async fn by_api_key(app: &App, api_key: &str) -> Result<Option<User>> {
-    Ok(users::by_api_key_digest(&app.store, &sha256_hex(api_key)).await?)
+    let digest = sha256_hex(api_key);
+    if let Some(user) = app.recent_users.get(&digest) {
+        return Ok(Some(user));
+    }
+    let user = users::by_api_key_digest(&app.store, &digest).await?;
+    if let Some(user) = &user {
+        app.recent_users.put(digest, user.clone());
+    }
+    Ok(user)
 }
 
 pub async fn rotate_key(app: &App, email: &str) -> Result<String> {
     let key = generate_api_key()?;
     users::set_api_key(&app.store, email, &sha256_hex(&key), &app.key.seal(&key)?).await?;
+    app.recent_users.clear();
     Ok(key)
 }
 
 pub async fn set_status(app: &App, email: &str, status: &str) -> Result<()> {
-    Ok(users::set_status(&app.store, email, status).await?)
+    users::set_status(&app.store, email, status).await?;
+    app.recent_users.clear();
+    Ok(())
 }
 
 /// A user's settings, defaults filled in.
 #[derive(Debug, Clone)]
-pub struct Settings(HashMap<String, String>);
+pub struct Settings(Arc<HashMap<String, String>>);
 
 impl Settings {
     pub fn get(&self, name: &str) -> &str {
@@ -181,14 +193,21 @@ pub async fn set_setting(app: &App, email: &str, name: &str, value: &str) -> Res
     let user = users::by_email(&app.store, email)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    Ok(pigeon_store::settings::set(&app.store, user.id, name, value).await?)
+    pigeon_store::settings::set(&app.store, user.id, name, value).await?;
+    app.recent_settings.clear();
+    Ok(())
 }
 
 pub async fn settings(app: &App, user_id: i64) -> Result<Settings> {
+    if let Some(settings) = app.recent_settings.get(&user_id) {
+        return Ok(settings);
+    }
     let mut all: HashMap<String, String> = DEFAULTS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     all.extend(pigeon_store::settings::all(&app.store, user_id).await?);
-    Ok(Settings(all))
+    let settings = Settings(Arc::new(all));
+    app.recent_settings.put(user_id, settings.clone());
+    Ok(settings)
 }

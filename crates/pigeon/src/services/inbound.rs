@@ -150,7 +150,7 @@ pub async fn report(
         .filter(|s| s.can_become(to))
         .map(|s| s.as_str())
         .collect();
-    let render = |moved: &Moved| {
+    let render = move |moved: &Moved| {
         let body = json!({ "id": moved.id, "status": events::raspisms_status(&moved.status) });
         let mut deliveries = hooks.render(&body);
         if let Some(notice) = notice.as_ref().filter(|n| n.message_id() == moved.id) {

@@ -158,12 +158,16 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<i64> {
         error: refused.map(|(code, text)| (code.to_string(), text)),
     };
     let queued = notifications::reach_queued(app, &single).await?;
-    let id = queue::enqueue_all(&app.store, std::slice::from_ref(&single), |_, id, now| {
-        queued
-            .as_ref()
-            .map(|render| render(id, now))
-            .unwrap_or_default()
-    })
+    let id = queue::enqueue_all(
+        &app.store,
+        std::slice::from_ref(&single),
+        move |_, id, now| {
+            queued
+                .as_ref()
+                .map(|render| render(id, now))
+                .unwrap_or_default()
+        },
+    )
     .await?
     .into_iter()
     .next()

@@ -18,7 +18,56 @@ pub mod sending;
 pub mod stats;
 pub mod webhooks;
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use pigeon_store::StoreError;
+
+/// Values read on every request and changed rarely (accounts by API key, settings), each kept
+/// for a short time: a change made in this process is seen at once (it forgets the value), one
+/// made by another process (the CLI) within the time to live.
+#[derive(Debug)]
+pub struct Recent<K, V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+/// Entries kept at most; past it the cache starts afresh.
+const RECENT_MAX: usize = 10_000;
+
+impl<K: Hash + Eq, V: Clone> Recent<K, V> {
+    pub fn new(ttl: Duration) -> Recent<K, V> {
+        Recent {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.entries()
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, key: K, value: V) {
+        let mut entries = self.entries();
+        if entries.len() >= RECENT_MAX {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    pub fn clear(&self) {
+        self.entries().clear();
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

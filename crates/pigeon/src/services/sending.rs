@@ -236,7 +236,7 @@ async fn record(
 ) -> Result<()> {
     let recorded = match &decision {
         Decision::Sent(provider_id) => Attempt::Sent {
-            provider_id,
+            provider_id: provider_id.clone(),
             adapter: adapter.name,
         },
         Decision::Retry {
@@ -246,16 +246,18 @@ async fn record(
         } => Attempt::Retry {
             at: *at,
             phone_id: *phone_id,
-            error,
+            error: error.clone(),
             attempted: true,
         },
         Decision::Reroute(error) => Attempt::Retry {
             at: Ts::now(),
             phone_id: None,
-            error,
+            error: error.clone(),
             attempted: false,
         },
-        Decision::Failed(error) => Attempt::Failed { error },
+        Decision::Failed(error) => Attempt::Failed {
+            error: error.clone(),
+        },
     };
     let mut deliveries = match &decision {
         Decision::Reroute(_) => Vec::new(),
@@ -273,7 +275,7 @@ async fn record(
     {
         deliveries.extend(prepared.render(status, tried));
     }
-    if !queue::record(&app.store, m.id, &recorded, &deliveries).await? {
+    if !queue::record(&app.store, m.id, recorded, deliveries).await? {
         tracing::warn!(
             message = m.id,
             "send finished after its lease was lost; result not recorded"

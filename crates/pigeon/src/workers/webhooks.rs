@@ -124,12 +124,12 @@ pub async fn attempt(app: &App, d: &Delivery) -> Result<(), ServiceError> {
         at,
         status_code: answer.status.map(i64::from),
         duration_ms,
-        response_body: answer.body.as_deref(),
-        error: answer.error.as_deref(),
+        response_body: answer.body,
+        error: answer.error,
         outcome,
     };
     let disable_after = app.config.webhook_disable_after_secs as i64 * 1000;
-    if outbox::record(&app.store, d, &attempt, disable_after).await? {
+    if outbox::record(&app.store, d, attempt, disable_after).await? {
         tracing::warn!(
             webhook = d.webhook_id,
             "webhook disabled after failing for too long"

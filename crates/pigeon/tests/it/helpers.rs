@@ -110,6 +110,13 @@ impl TestApp {
             .api_key
     }
 
+    /// Changes one of the account's settings (as `pigeon user set` does).
+    pub async fn set_setting(&self, name: &str, value: &str) {
+        pigeon::services::accounts::set_setting(&self.app, "alice@example.com", name, value)
+            .await
+            .expect("setting");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -22,9 +22,7 @@ async fn sent(t: &TestApp, phone: i64, status: &str, minutes_ago: i64) {
 }
 
 async fn setting(t: &TestApp, name: &str, value: &str) {
-    pigeon_store::settings::set(&t.app.store, t.user_id, name, value)
-        .await
-        .expect("setting");
+    t.set_setting(name, value).await;
 }
 
 #[tokio::test]

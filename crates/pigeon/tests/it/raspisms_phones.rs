@@ -227,9 +227,7 @@ async fn status_check_force_and_limits() {
         status(t.post(&format!("/api/phone/{id}/status/"), &[]).await).1,
         "available"
     );
-    pigeon_store::settings::set(&t.app.store, t.user_id, "phone_limit", "1")
-        .await
-        .expect("setting");
+    t.set_setting("phone_limit", "1").await;
     assert_eq!(
         status(t.post(&format!("/api/phone/{id}/status/"), &[]).await).1,
         "limit_reached"

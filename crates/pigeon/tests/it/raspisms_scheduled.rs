@@ -220,9 +220,7 @@ async fn bad_input_gets_the_right_error_and_stores_nothing() {
 #[tokio::test]
 async fn at_is_read_in_the_account_time_zone() {
     let t = spawn().await;
-    pigeon_store::settings::set(&t.app.store, t.user_id, "timezone", "Europe/Paris")
-        .await
-        .expect("tz");
+    t.set_setting("timezone", "Europe/Paris").await;
     let id = t
         .create(
             "/api/scheduled/",
@@ -345,9 +343,7 @@ async fn mms_media_and_csv_upload_through_multipart() {
         a.message()
     );
 
-    pigeon_store::settings::set(&t.app.store, t.user_id, "mms", "0")
-        .await
-        .expect("setting");
+    t.set_setting("mms", "0").await;
     let a = t
         .post(
             "/api/scheduled/",

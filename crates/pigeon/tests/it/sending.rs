@@ -323,9 +323,7 @@ async fn a_failing_phone_of_a_group_fails_over_to_another() {
     })
     .await;
     // Priority makes the failing phone the first choice, so the failover is always exercised.
-    pigeon_store::settings::set(&t.app.store, t.user_id, "phone_priority", "1")
-        .await
-        .expect("setting");
+    t.set_setting("phone_priority", "1").await;
     let a = phone(
         &t,
         "A",
@@ -368,9 +366,7 @@ async fn a_failing_phone_of_a_group_fails_over_to_another() {
 async fn limits_and_priority_share_messages_between_phones() {
     let t = spawn_sending().await;
     for setting in ["phone_limit", "phone_priority"] {
-        pigeon_store::settings::set(&t.app.store, t.user_id, setting, "1")
-            .await
-            .expect("setting");
+        t.set_setting(setting, "1").await;
     }
     let a = phone(
         &t,

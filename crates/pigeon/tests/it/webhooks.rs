@@ -1408,16 +1408,12 @@ async fn the_webhook_setting_off_creates_no_deliveries() {
     let rx = Receiver::start(200).await;
     let (hook, secret) = create_webhook(&t, &rx.url("/"), "receive_sms").await;
     let phone = test_phone(&t).await;
-    pigeon_store::settings::set(&t.app.store, t.user_id, "webhook", "0")
-        .await
-        .expect("setting");
+    t.set_setting("webhook", "0").await;
     inject(&t, phone, NUMBER, "muted").await;
     assert!(deliveries(&t, hook).await.is_empty());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.count(), 0);
-    pigeon_store::settings::set(&t.app.store, t.user_id, "webhook", "1")
-        .await
-        .expect("setting");
+    t.set_setting("webhook", "1").await;
     inject(&t, phone, NUMBER, "heard").await;
     wait_deliveries(&t, hook, |r| all_with_status(r, 1, "succeeded")).await;
     let got = verify_all(&rx, &t.key, &secret);
