@@ -58,12 +58,14 @@ pub struct Queued {
     pub tries: i64,
     pub max_tries: i64,
     pub valid_until: Option<i64>,
+    /// It asked for notifications (an API's callback URL).
+    pub notified: bool,
 }
 
 macro_rules! queued_columns {
     () => {
         "id, user_id, phone_id, phone_group_id, phone_fixed, origin, destination, text, encoding, segments, flash, mms, \
-         campaign_id, tag, tries, max_tries, valid_until"
+         campaign_id, tag, tries, max_tries, valid_until, (callback_url IS NOT NULL AND callback_url <> '') AS notified"
     };
 }
 
@@ -174,12 +176,18 @@ pub async fn claim(
          AND (valid_until IS NULL OR valid_until >= $2) ORDER BY next_try_at, id LIMIT $4) RETURNING ",
         queued_columns!()
     );
-    let mut rows: Vec<Queued> = sqlx::query_as(sql)
-        .bind(lease_until.0)
-        .bind(now.0)
-        .bind(phone_id)
-        .bind(limit)
-        .fetch_all(store.w())
+    let mut rows: Vec<Queued> = store
+        .grouped(move |tx| {
+            Box::pin(async move {
+                Ok(sqlx::query_as(sql)
+                    .bind(lease_until.0)
+                    .bind(now.0)
+                    .bind(phone_id)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?)
+            })
+        })
         .await?;
     rows.sort_by_key(|m| m.id);
     Ok(rows)
@@ -195,17 +203,26 @@ pub async fn unassigned(store: &Store, limit: i64) -> Result<Vec<Queued>> {
     Ok(sqlx::query_as(sql).bind(limit).fetch_all(store.r()).await?)
 }
 
-/// Gives a queued message a phone (or takes it away with `None`).
-pub async fn assign(store: &Store, id: i64, phone_id: Option<i64>) -> Result<()> {
-    sqlx::query(
-        "UPDATE messages SET phone_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
-    )
-    .bind(phone_id)
-    .bind(Ts::now().0)
-    .bind(id)
-    .execute(store.w())
-    .await?;
-    Ok(())
+/// Gives queued messages a phone each (or takes it away with `None`), in one write.
+pub async fn assign(store: &Store, assignments: Vec<(i64, Option<i64>)>) -> Result<()> {
+    store
+        .grouped(move |tx| {
+            Box::pin(async move {
+                let now = Ts::now().0;
+                for (id, phone_id) in assignments {
+                    sqlx::query(
+                        "UPDATE messages SET phone_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
+                    )
+                    .bind(phone_id)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
 }
 
 /// What a send attempt ended in.
@@ -605,8 +622,9 @@ pub async fn set_error_code(store: &Store, id: i64, code: &str) -> Result<()> {
     Ok(())
 }
 
-/// The message a delivery report would apply to (see [`report`]).
-pub async fn reported_message(
+/// The message a delivery report would apply to (see [`report`]), if it asked for
+/// notifications: only those need theirs prepared.
+pub async fn notified_reported_message(
     store: &Store,
     find: ReportTarget<'_>,
     provider_id: &str,
@@ -617,7 +635,8 @@ pub async fn reported_message(
     };
     Ok(sqlx::query_scalar(
         "SELECT id FROM messages WHERE provider_id = $1 AND direction = 'outbound' AND ($2 IS NULL OR phone_id = $2) \
-         AND ($3 IS NULL OR user_id = $3) AND ($4 IS NULL OR adapter = $4) ORDER BY id DESC LIMIT 1",
+         AND ($3 IS NULL OR user_id = $3) AND ($4 IS NULL OR adapter = $4) \
+         AND callback_url IS NOT NULL AND callback_url <> '' ORDER BY id DESC LIMIT 1",
     )
     .bind(provider_id)
     .bind(phone)

@@ -74,16 +74,22 @@ pub async fn set(store: &Store, q: &Quota) -> Result<()> {
 /// that concurrent sends cannot overspend; `false` when nothing was taken (no quota in force,
 /// or not enough credits: [`Quota::remaining`] tells which).
 pub async fn reserve(store: &Store, user_id: i64, credits: i64, now: Ts) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE quotas SET consumed = consumed + $1, updated_at = $2 WHERE user_id = $3 \
-         AND start_date <= $2 AND $2 < expiration_date AND credit + additional - consumed >= $1",
-    )
-    .bind(credits)
-    .bind(now.0)
-    .bind(user_id)
-    .execute(store.w())
-    .await?;
-    Ok(done.rows_affected() > 0)
+    store
+        .grouped(move |tx| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE quotas SET consumed = consumed + $1, updated_at = $2 WHERE user_id = $3 \
+                     AND start_date <= $2 AND $2 < expiration_date AND credit + additional - consumed >= $1",
+                )
+                .bind(credits)
+                .bind(now.0)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            })
+        })
+        .await
 }
 
 /// Gives back credits reserved for a send that did not happen.

@@ -377,22 +377,48 @@ async fn jobs(
     id_list(&app, &call, filter).await
 }
 
-async fn job(
-    State(app): State<AppState>,
-    Path((sn, id)): Path<(String, String)>,
-    call: Call,
+/// One of the account's messages, in a direction and one of `statuses`, rendered.
+async fn one(
+    app: &App,
+    call: &Call,
+    (sn, id): (String, String),
+    (direction, statuses): (&str, &[&str]),
+    render: fn(&Item, &TimeZone) -> Value,
 ) -> Result<Response, OvhError> {
     call.service(&sn)?;
-    let m = service::message(
+    let m = service::message(app, call.user.id, parse_id(&id)?, direction, statuses)
+        .await
+        .map_err(missing(format!("id = {id}")))?;
+    Ok(ok(render(&m, &call.zone(app).await?)))
+}
+
+/// Deletes one of the account's messages past its sending.
+async fn delete_one(
+    app: &App,
+    call: &Call,
+    (sn, id): (String, String),
+    direction: &str,
+) -> Result<Response, OvhError> {
+    call.service(&sn)?;
+    service::delete_message(app, call.user.id, parse_id(&id)?, direction)
+        .await
+        .map_err(missing(format!("id = {id}")))?;
+    Ok(ok(Value::Null))
+}
+
+async fn job(
+    State(app): State<AppState>,
+    Path(path): Path<(String, String)>,
+    call: Call,
+) -> Result<Response, OvhError> {
+    one(
         &app,
-        call.user.id,
-        parse_id(&id)?,
-        "outbound",
-        service::PENDING,
+        &call,
+        path,
+        ("outbound", service::PENDING),
+        render::job,
     )
     .await
-    .map_err(missing(format!("id = {id}")))?;
-    Ok(ok(render::job(&m, &call.zone(&app).await?)))
 }
 
 async fn cancel_job(
@@ -480,32 +506,19 @@ async fn outgoing(
 
 async fn outgoing_one(
     State(app): State<AppState>,
-    Path((sn, id)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     call: Call,
 ) -> Result<Response, OvhError> {
-    call.service(&sn)?;
-    let m = service::message(
-        &app,
-        call.user.id,
-        parse_id(&id)?,
-        "outbound",
-        service::OUTGOING,
-    )
-    .await
-    .map_err(missing(format!("id = {id}")))?;
-    Ok(ok(render::outgoing(&m, &call.zone(&app).await?)))
+    let kind = ("outbound", service::OUTGOING);
+    one(&app, &call, path, kind, render::outgoing).await
 }
 
 async fn delete_outgoing(
     State(app): State<AppState>,
-    Path((sn, id)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     call: Call,
 ) -> Result<Response, OvhError> {
-    call.service(&sn)?;
-    service::delete_message(&app, call.user.id, parse_id(&id)?, "outbound")
-        .await
-        .map_err(missing(format!("id = {id}")))?;
-    Ok(ok(Value::Null))
+    delete_one(&app, &call, path, "outbound").await
 }
 
 async fn incoming(
@@ -526,26 +539,18 @@ async fn incoming(
 
 async fn incoming_one(
     State(app): State<AppState>,
-    Path((sn, id)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     call: Call,
 ) -> Result<Response, OvhError> {
-    call.service(&sn)?;
-    let m = service::message(&app, call.user.id, parse_id(&id)?, "inbound", &[])
-        .await
-        .map_err(missing(format!("id = {id}")))?;
-    Ok(ok(render::incoming(&m, &call.zone(&app).await?)))
+    one(&app, &call, path, ("inbound", &[]), render::incoming).await
 }
 
 async fn delete_incoming(
     State(app): State<AppState>,
-    Path((sn, id)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     call: Call,
 ) -> Result<Response, OvhError> {
-    call.service(&sn)?;
-    service::delete_message(&app, call.user.id, parse_id(&id)?, "inbound")
-        .await
-        .map_err(missing(format!("id = {id}")))?;
-    Ok(ok(Value::Null))
+    delete_one(&app, &call, path, "inbound").await
 }
 
 async fn blacklists(

@@ -141,7 +141,7 @@ pub async fn report(
         },
     };
     let hooks = events::targets(app, user_id, "send_sms_status_change").await?;
-    let notice = match queue::reported_message(&app.store, target, provider_id).await? {
+    let notice = match queue::notified_reported_message(&app.store, target, provider_id).await? {
         Some(id) => notifications::prepare(app, user_id, id).await?,
         None => None,
     };

@@ -26,13 +26,12 @@ use super::{
 };
 use crate::app::App;
 
-/// Dispatches the campaigns that are due; returns how many messages were queued.
+/// Dispatches the campaigns that are due, together so that their writes share group commits;
+/// returns how many messages were queued.
 pub async fn dispatch_due(app: &App) -> Result<usize> {
-    let mut queued = 0;
-    for campaign in queue::due_campaigns(&app.store, Ts::now(), 20).await? {
-        queued += dispatch(app, &campaign).await?;
-    }
-    Ok(queued)
+    let due = queue::due_campaigns(&app.store, Ts::now(), 200).await?;
+    let queued = futures_util::future::try_join_all(due.iter().map(|c| dispatch(app, c))).await?;
+    Ok(queued.into_iter().sum())
 }
 
 /// One message per recipient that gets a text, all in one transaction with the campaign's
@@ -123,7 +122,7 @@ fn preferences(settings: &Settings, mms: bool) -> Preferences {
 /// available wait. Returns how many were routed.
 pub async fn route_unassigned(app: &App) -> Result<usize> {
     let mut pools: HashMap<(i64, Option<i64>), (Settings, Vec<Candidate>)> = HashMap::new();
-    let mut routed = 0;
+    let mut assignments = Vec::new();
     for m in queue::unassigned(&app.store, 500).await? {
         let key = (m.user_id, m.phone_group_id);
         if let Entry::Vacant(slot) = pools.entry(key) {
@@ -142,8 +141,11 @@ pub async fn route_unassigned(app: &App) -> Result<usize> {
         if let Some(c) = pool.iter_mut().find(|c| c.id == phone) {
             c.remaining = c.remaining.map(|r| r - 1);
         }
-        queue::assign(&app.store, m.id, Some(phone)).await?;
-        routed += 1;
+        assignments.push((m.id, Some(phone)));
+    }
+    let routed = assignments.len();
+    if routed > 0 {
+        queue::assign(&app.store, assignments).await?;
     }
     Ok(routed)
 }
@@ -184,9 +186,11 @@ pub async fn prepare(
             // overspend; they are given back if the send fails. Links appended to an MMS count.
             let credits = text::analyse(&outgoing.text).segments as i64;
             let reserved = quotas::reserve(&app.store, m.user_id, credits, Ts::now()).await?;
-            let limited = quotas::get(&app.store, m.user_id)
-                .await?
-                .is_some_and(|q| q.remaining(Ts::now()).is_some());
+            // Credits were taken only from a quota in force; otherwise look whether one is.
+            let limited = reserved
+                || quotas::get(&app.store, m.user_id)
+                    .await?
+                    .is_some_and(|q| q.remaining(Ts::now()).is_some());
             if limited {
                 quota_alerts(app, m.user_id, &settings).await?;
             }
@@ -271,6 +275,7 @@ async fn record(
         Decision::Failed(_) => Some(("failed", false)),
     };
     if let Some((status, tried)) = notified
+        && m.notified
         && let Some(prepared) = notifications::prepare(app, m.user_id, m.id).await?
     {
         deliveries.extend(prepared.render(status, tried));
