@@ -7,6 +7,7 @@ mod binary;
 mod callbacks;
 mod cli;
 mod crash;
+mod crash_load;
 mod helpers;
 mod longpoll;
 mod maintenance;
