@@ -381,7 +381,8 @@ pub struct ItemFilter {
     pub limit: i64,
 }
 
-/// One page of the user's messages, newest first, and how many match in all.
+/// One page of the user's messages, newest first (ids grow with creation), and how many match
+/// in all.
 pub async fn items(store: &Store, user_id: i64, f: &ItemFilter) -> Result<(Vec<Item>, i64)> {
     const FILTER: &str = " WHERE m.user_id = $1 AND ($2 IS NULL OR m.destination = $2) \
          AND ($3 IS NULL OR m.origin = $3) AND ($4 IS NULL OR m.tag = $4) \
@@ -408,7 +409,7 @@ pub async fn items(store: &Store, user_id: i64, f: &ItemFilter) -> Result<(Vec<I
         .await?
         .try_get(0)?;
     let rows = bind(format!(
-        "{}{FILTER} ORDER BY m.created_at DESC, m.id DESC LIMIT $11 OFFSET $12",
+        "{}{FILTER} ORDER BY m.id DESC LIMIT $11 OFFSET $12",
         item!("")
     ))
     .bind(f.limit)
