@@ -40,9 +40,13 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
         tracing::error!(error = %e, "interrupted sends could not be requeued");
     }
     loop {
-        if let Err(e) = step(&app).await {
-            tracing::error!(error = %e, "worker step failed");
-        }
+        let busy = match step(&app).await {
+            Ok(busy) => busy,
+            Err(e) => {
+                tracing::error!(error = %e, "worker step failed");
+                false
+            }
+        };
         app.polled.sweep(&app).await;
         if let Err(e) = phones.sync(&app, &tracker, &stop).await {
             tracing::error!(error = %e, "phone workers could not be synchronised");
@@ -53,6 +57,11 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
                 tracing::error!(error = %e, "reliability check failed");
             }
         }
+        // A pass that found work looks again at once: more may be due than one pass takes.
+        if busy && !stop.is_cancelled() {
+            tokio::task::yield_now().await;
+            continue;
+        }
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = app.wake.notified() => {}
@@ -62,8 +71,9 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
     phones.stop_all();
 }
 
-/// One pass of the scheduler, the router and the queue maintenance.
-pub async fn step(app: &App) -> Result<(), ServiceError> {
+/// One pass of the scheduler, the router and the queue maintenance; whether it dispatched or
+/// routed anything.
+pub async fn step(app: &App) -> Result<bool, ServiceError> {
     let now = Ts::now();
     queue::reap(&app.store, now).await?;
     let releasing = queue::releasing_notified(&app.store, now).await?;
@@ -76,7 +86,7 @@ pub async fn step(app: &App) -> Result<(), ServiceError> {
     if dispatched + routed > 0 {
         app.wake.notify_waiters();
     }
-    Ok(())
+    Ok(dispatched + routed > 0)
 }
 
 /// The notifications of messages (user, id) moving to `status` together, by message.
