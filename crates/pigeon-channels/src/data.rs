@@ -86,3 +86,12 @@ pub(crate) fn base_url(
         .ok_or_else(|| bad(name, "must be an http:// or https:// URL without a query"))?;
     Ok(base.to_string())
 }
+
+/// The field a configuration was refused for, if it was (for the channels' tests).
+#[cfg(test)]
+pub(crate) fn failing_field<T>(result: Result<T, ConfigError>) -> Option<String> {
+    match result {
+        Err(ConfigError::Field { field, .. }) => Some(field),
+        _ => None,
+    }
+}

@@ -284,6 +284,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
+    use crate::data::failing_field;
 
     fn context() -> Context {
         Context {
@@ -307,13 +308,6 @@ mod tests {
             "kannel_sendsms_url": "http://kannel.test:13013/cgi-bin/sendsms",
             "username": "user", "password": "secret", "from": "+33600000000",
         })
-    }
-
-    fn failing_field(result: Result<Kannel, ConfigError>) -> Option<String> {
-        match result {
-            Err(ConfigError::Field { field, .. }) => Some(field),
-            _ => None,
-        }
     }
 
     #[test]

@@ -718,6 +718,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
+    use crate::data::failing_field;
 
     fn context() -> Context {
         Context {
@@ -751,13 +752,6 @@ mod tests {
             "app_secret": "as", "consumer_key": "ck",
         }));
         Ovh::open_virtual_number(&data, context())
-    }
-
-    fn failing_field(result: Result<Ovh, ConfigError>) -> Option<String> {
-        match result {
-            Err(ConfigError::Field { field, .. }) => Some(field),
-            _ => None,
-        }
     }
 
     fn outgoing(sender: Option<&str>) -> Outgoing {

@@ -286,6 +286,7 @@ mod tests {
 
     use super::*;
     use crate::data::bad;
+    use crate::data::failing_field;
 
     const CALLBACK: &str = "http://pigeon.test/callback/status/reach/1?api_key=pigeon-key";
 
@@ -308,13 +309,6 @@ mod tests {
 
     fn valid() -> Value {
         json!({"api_user": "applet-user", "api_key": "reach-secret", "src": "+33600000000"})
-    }
-
-    fn failing_field(result: Result<Reach, ConfigError>) -> Option<String> {
-        match result {
-            Err(ConfigError::Field { field, .. }) => Some(field),
-            _ => None,
-        }
     }
 
     #[test]

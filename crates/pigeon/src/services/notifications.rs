@@ -139,25 +139,47 @@ impl Prepared {
 
 /// A callback whose parameters travel in its URL's query (after the URL's own), as OVH's do.
 fn get_callback(user_id: i64, kind: &str, url: &str, params: &[(&str, &str)]) -> Vec<NewDelivery> {
-    let Ok(random) = secret::random_hex(16) else {
-        return Vec::new();
-    };
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();
     let separator = if url.contains('?') { '&' } else { '?' };
+    let request = Request {
+        method: "GET",
+        content_type: "",
+        body: String::new(),
+        secret_sealed: String::new(),
+        headers: None,
+    };
+    to_url(user_id, kind, format!("{url}{separator}{query}"), request)
+}
+
+/// What differs between the notifications of the dialects.
+struct Request {
+    method: &'static str,
+    content_type: &'static str,
+    body: String,
+    /// The Standard Webhooks secret; empty for a dialect that signs its own way.
+    secret_sealed: String,
+    headers: Option<String>,
+}
+
+/// One delivery to a notification URL (not a webhook's), with a fresh event id.
+fn to_url(user_id: i64, kind: &str, url: String, r: Request) -> Vec<NewDelivery> {
+    let Ok(random) = secret::random_hex(16) else {
+        return Vec::new();
+    };
     vec![NewDelivery {
         user_id,
         webhook_id: None,
-        endpoint: endpoint_of_url(url),
-        secret_sealed: String::new(),
-        kind: kind.into(),
-        url: format!("{url}{separator}{query}"),
-        content_type: String::new(),
-        body: String::new(),
+        endpoint: endpoint_of_url(&url),
+        secret_sealed: r.secret_sealed,
+        kind: kind.to_string(),
+        url,
+        content_type: r.content_type.to_string(),
+        body: r.body,
         event_id: format!("{}-{random}", Ts::now().0 / 1000),
-        headers: None,
-        method: "GET",
+        headers: r.headers,
+        method: r.method,
     }]
 }
 
@@ -242,9 +264,6 @@ impl ReachBase {
         if !REACH_CALLBACKS.contains(&reach::status(status)) {
             return Vec::new();
         }
-        let Ok(random) = secret::random_hex(16) else {
-            return Vec::new();
-        };
         let url = self.item.callback_url.clone().unwrap_or_default();
         let form = reach::callback_form(&self.item, status, &self.pricing, Ts::now().0);
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -252,20 +271,15 @@ impl ReachBase {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&pairs)
             .finish();
-        vec![NewDelivery {
-            user_id: self.item.user_id,
-            webhook_id: None,
-            endpoint: endpoint_of_url(&url),
+        let request = Request {
+            method: "POST",
+            content_type: events::FORM,
+            body,
             // Reach's own signature only: its receivers know nothing of Standard Webhooks.
             secret_sealed: String::new(),
-            kind: "reach_status".into(),
-            url,
-            content_type: events::FORM.to_string(),
-            body,
-            event_id: format!("{}-{random}", Ts::now().0 / 1000),
             headers: Some(json!({ "X-Reach-Signature": signed }).to_string()),
-            method: "POST",
-        }]
+        };
+        to_url(self.item.user_id, "reach_status", url, request)
     }
 }
 
@@ -337,20 +351,12 @@ pub async fn inbound(
 }
 
 fn delivery(device: &Device, kind: &str, url: &str, body: &serde_json::Value) -> Vec<NewDelivery> {
-    let Ok(random) = secret::random_hex(16) else {
-        return Vec::new();
-    };
-    vec![NewDelivery {
-        user_id: device.user_id,
-        webhook_id: None,
-        endpoint: endpoint_of_url(url),
-        secret_sealed: device.secret_sealed.clone(),
-        kind: kind.to_string(),
-        url: url.to_string(),
-        content_type: JSON.to_string(),
-        body: body.to_string(),
-        event_id: format!("{}-{random}", Ts::now().0 / 1000),
-        headers: None,
+    let request = Request {
         method: "POST",
-    }]
+        content_type: JSON,
+        body: body.to_string(),
+        secret_sealed: device.secret_sealed.clone(),
+        headers: None,
+    };
+    to_url(device.user_id, kind, url.to_string(), request)
 }
