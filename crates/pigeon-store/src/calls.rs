@@ -1,5 +1,6 @@
 //! Calls a phone reported (inbound call alerts).
 
+use crate::group::insert_returning_id;
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts};
 
@@ -29,26 +30,29 @@ pub struct NewCall<'a> {
 pub async fn create_inbound(
     store: &Store,
     c: &NewCall<'_>,
-    deliveries: impl FnOnce(i64) -> Vec<NewDelivery>,
+    deliveries: impl FnOnce(i64) -> Vec<NewDelivery> + Send + 'static,
 ) -> Result<i64> {
-    let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO calls (user_id, phone_id, uid, start_at, end_at, direction, origin, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'inbound', $6, $7, $7) RETURNING id",
-    )
-    .bind(c.user_id)
-    .bind(c.phone_id)
-    .bind(c.uid)
-    .bind(c.start.0)
-    .bind(c.end.map(|e| e.0))
-    .bind(c.origin)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    outbox::insert(&mut tx, &deliveries(id), now).await?;
-    tx.commit().await?;
-    Ok(id)
+    let (phone_id, uid, start, end, origin) = (
+        c.phone_id,
+        c.uid.to_string(),
+        c.start.0,
+        c.end.map(|e| e.0),
+        c.origin.to_string(),
+    );
+    let user_id = c.user_id;
+    store
+        .grouped(move |conn| {
+            let now = Ts::now().0;
+            let id = insert_returning_id(
+                conn,
+                "INSERT INTO calls (user_id, phone_id, uid, start_at, end_at, direction, origin, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'inbound', $6, $7, $7) RETURNING id",
+                &[&user_id, &phone_id, &uid, &start, &end, &origin, &now],
+            )?;
+            outbox::insert(conn, &deliveries(id), now)?;
+            Ok(id)
+        })
+        .await
 }
 
 /// Sets the end of the phone's call `uid`; `false` when there is no such call.

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use rusqlite::Connection;
+use sqlx::AssertSqlSafe;
+
+use crate::group::{execute, insert_returning_id};
 
 use crate::{Page, Result, Store, Ts, found, placeholders};
 
@@ -87,39 +90,34 @@ const LINKS: [(&str, &str, &str); 4] = [
 /// Stores a campaign with all its links, atomically, in the next group commit.
 pub async fn create(store: &Store, user_id: i64, c: &NewCampaign) -> Result<i64> {
     let c = c.clone();
-    store
-        .grouped(move |conn| Box::pin(async move { insert(conn, user_id, &c).await }))
-        .await
+    store.grouped(move |conn| insert(conn, user_id, &c)).await
 }
 
-async fn insert(tx: &mut SqliteConnection, user_id: i64, c: &NewCampaign) -> Result<i64> {
+fn insert(conn: &Connection, user_id: i64, c: &NewCampaign) -> Result<i64> {
     let now = Ts::now().0;
-    let id: i64 = sqlx::query_scalar(
+    let id = insert_returning_id(
+        conn,
         "INSERT INTO campaigns (user_id, text, at, phone_id, phone_group_id, flash, mms, tag, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
-    )
-    .bind(user_id)
-    .bind(&c.text)
-    .bind(c.at.0)
-    .bind(c.phone_id)
-    .bind(c.phone_group_id)
-    .bind(c.flash)
-    .bind(c.mms)
-    .bind(c.tag.as_deref())
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+        &[
+            &user_id,
+            &c.text,
+            &c.at.0,
+            &c.phone_id,
+            &c.phone_group_id,
+            &c.flash,
+            &c.mms,
+            &c.tag,
+            &now,
+        ],
+    )?;
     for (number, data) in &c.numbers {
-        sqlx::query(
+        execute(
+            conn,
             "INSERT INTO campaign_numbers (campaign_id, number, data, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(id)
-        .bind(number)
-        .bind(data)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+            &[&id, number, data, &now],
+        )?;
     }
     let lists = [&c.contacts, &c.groups, &c.conditional_groups, &c.media];
     for ((table, column, owned), ids) in LINKS.iter().zip(lists) {
@@ -128,12 +126,7 @@ async fn insert(tx: &mut SqliteConnection, user_id: i64, c: &NewCampaign) -> Res
              WHERE id = $2 AND user_id = $3 ON CONFLICT DO NOTHING"
         );
         for linked in ids {
-            sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(id)
-                .bind(linked)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            execute(conn, &sql, &[&id, linked, &user_id])?;
         }
     }
     Ok(id)

@@ -55,6 +55,8 @@ pub enum StoreError {
     Url(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The commit of a group of writes failed; none of them is stored.
@@ -70,6 +72,24 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
             _ => StoreError::Database(e),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+        match &e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.extended_code,
+                    SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
+                StoreError::Conflict
+            }
+            _ => StoreError::Sqlite(e),
         }
     }
 }
@@ -130,11 +150,12 @@ impl Store {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
+        let group_conn = group_connection(&options, durability)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let group = group::Committer::start(writer.clone());
+        let group = group::Committer::start(writer.clone(), group_conn);
         Ok(Store {
             writer,
             reader,
@@ -161,17 +182,12 @@ impl Store {
         &self.reader
     }
 
-    /// Runs a write in the next group commit (see [`group`]): for the writes on the hot paths,
-    /// many at a time.
+    /// Runs a write in the next group commit (see [`group`]), on the writer's SQLite handle:
+    /// the writes of the hot paths, many at a time.
     pub(crate) async fn grouped<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut sqlx::SqliteConnection,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T>> + Send + 'c>,
-            > + Send
-            + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
     {
         self.group.write(work).await
     }
@@ -282,6 +298,24 @@ impl Store {
         }
         Ok(q.fetch_all(self.r()).await?)
     }
+}
+
+/// The group committer's own connection to the database sqlx opened, set up as sqlx's writer.
+fn group_connection(
+    options: &SqliteConnectOptions,
+    durability: Durability,
+) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(options.get_filename())?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
+    ))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 /// `NotFound` when a statement touched no row.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::AssertSqlSafe;
 
+use crate::group::{execute, insert_returning_id};
 use crate::outbox::{self, NewDelivery};
 use crate::{Page, Result, Store, Ts, placeholders};
 
@@ -68,41 +69,44 @@ pub async fn insert(store: &Store, m: &NewMessage) -> Result<i64> {
 pub async fn insert_with(
     store: &Store,
     m: &NewMessage,
-    deliveries: impl FnOnce(i64) -> Vec<NewDelivery>,
+    deliveries: impl FnOnce(i64) -> Vec<NewDelivery> + Send + 'static,
 ) -> Result<i64> {
-    let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (user_id, phone_id, direction, origin, destination, text, flash, mms, status, \
-         provider_id, adapter, campaign_id, tag, at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
-    )
-    .bind(m.user_id)
-    .bind(m.phone_id)
-    .bind(m.direction)
-    .bind(m.origin.as_deref())
-    .bind(m.destination.as_deref())
-    .bind(&m.text)
-    .bind(m.flash)
-    .bind(m.mms)
-    .bind(&m.status)
-    .bind(m.provider_id.as_deref())
-    .bind(m.adapter.as_deref())
-    .bind(m.campaign_id)
-    .bind(m.tag.as_deref())
-    .bind(m.at.0)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query("INSERT INTO message_history (message_id, status, at) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(&m.status)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    outbox::insert(&mut tx, &deliveries(id), now).await?;
-    tx.commit().await?;
-    Ok(id)
+    let m = m.clone();
+    store
+        .grouped(move |conn| {
+            let now = Ts::now().0;
+            let id = insert_returning_id(
+                conn,
+                "INSERT INTO messages (user_id, phone_id, direction, origin, destination, text, flash, mms, status, \
+                 provider_id, adapter, campaign_id, tag, at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+                &[
+                    &m.user_id,
+                    &m.phone_id,
+                    &m.direction,
+                    &m.origin,
+                    &m.destination,
+                    &m.text,
+                    &m.flash,
+                    &m.mms,
+                    &m.status,
+                    &m.provider_id,
+                    &m.adapter,
+                    &m.campaign_id,
+                    &m.tag,
+                    &m.at.0,
+                    &now,
+                ],
+            )?;
+            execute(
+                conn,
+                "INSERT INTO message_history (message_id, status, at) VALUES ($1, $2, $3)",
+                &[&id, &m.status, &now],
+            )?;
+            outbox::insert(conn, &deliveries(id), now)?;
+            Ok(id)
+        })
+        .await
 }
 
 /// Outbound messages that went through a send attempt (handed to, or refused by, a channel),

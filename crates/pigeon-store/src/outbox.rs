@@ -2,8 +2,9 @@
 //! (so nothing committed is forgotten, and nothing is sent that was not committed), claimed
 //! with a lease by the delivery worker, retried, and recorded attempt by attempt.
 
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 
+use crate::group::{execute, rows};
 use crate::{Page, Result, Store, Ts, found};
 
 /// A delivery to write: the request, rendered.
@@ -61,52 +62,79 @@ pub struct AttemptRow {
     pub error: Option<String>,
 }
 
-macro_rules! select {
-    ($tail:literal) => {
-        concat!(
-            "SELECT id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, \
-             headers, method, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at FROM deliveries",
-            $tail
-        )
+macro_rules! delivery_columns {
+    () => {
+        "id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, \
+         headers, method, status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at"
     };
 }
 
+macro_rules! select {
+    ($tail:literal) => {
+        concat!("SELECT ", delivery_columns!(), " FROM deliveries", $tail)
+    };
+}
+
+impl Delivery {
+    /// A row of [`delivery_columns`], in their order.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+        Ok(Delivery {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            webhook_id: r.get(2)?,
+            endpoint: r.get(3)?,
+            secret_sealed: r.get(4)?,
+            kind: r.get(5)?,
+            url: r.get(6)?,
+            content_type: r.get(7)?,
+            body: r.get(8)?,
+            event_id: r.get(9)?,
+            headers: r.get(10)?,
+            method: r.get(11)?,
+            status: r.get(12)?,
+            attempts: r.get(13)?,
+            next_attempt_at: r.get(14)?,
+            last_status: r.get(15)?,
+            last_error: r.get(16)?,
+            created_at: r.get(17)?,
+            updated_at: r.get(18)?,
+        })
+    }
+}
+
 /// Writes deliveries inside the caller's transaction.
-pub(crate) async fn insert(
-    tx: &mut SqliteConnection,
-    deliveries: &[NewDelivery],
-    now: i64,
-) -> Result<()> {
+pub(crate) fn insert(conn: &Connection, deliveries: &[NewDelivery], now: i64) -> Result<()> {
     for d in deliveries {
-        sqlx::query(
+        execute(
+            conn,
             "INSERT INTO deliveries (user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, \
              event_id, headers, method, status, next_attempt_at, created_at, updated_at) \
              VALUES ($1, $2, $9, $10, $3, $4, $5, $6, $7, $11, $12, 'pending', $8, $8, $8)",
-        )
-        .bind(d.user_id)
-        .bind(d.webhook_id)
-        .bind(&d.kind)
-        .bind(&d.url)
-        .bind(&d.content_type)
-        .bind(&d.body)
-        .bind(&d.event_id)
-        .bind(now)
-        .bind(&d.endpoint)
-        .bind(&d.secret_sealed)
-        .bind(d.headers.as_deref())
-        .bind(d.method)
-        .execute(&mut *tx)
-        .await?;
+            &[
+                &d.user_id,
+                &d.webhook_id,
+                &d.kind,
+                &d.url,
+                &d.content_type,
+                &d.body,
+                &d.event_id,
+                &now,
+                &d.endpoint,
+                &d.secret_sealed,
+                &d.headers,
+                &d.method,
+            ],
+        )?;
     }
     Ok(())
 }
 
 /// Writes deliveries on their own (events that change nothing else).
 pub async fn enqueue(store: &Store, deliveries: &[NewDelivery]) -> Result<()> {
-    let mut tx = store.w().begin().await?;
-    insert(&mut tx, deliveries, Ts::now().0).await?;
-    tx.commit().await?;
-    Ok(())
+    let deliveries = deliveries.to_vec();
+    store
+        .grouped(move |conn| insert(conn, &deliveries, Ts::now().0))
+        .await
 }
 
 pub fn endpoint_of_webhook(id: i64) -> String {
@@ -142,22 +170,26 @@ pub async fn claim(
     lease_until: Ts,
     limit: i64,
 ) -> Result<Vec<Delivery>> {
-    let mut rows: Vec<Delivery> = sqlx::query_as(concat!(
+    let endpoint = endpoint.to_string();
+    let sql = concat!(
         "UPDATE deliveries SET status = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
          WHERE id IN (SELECT d.id FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id \
          WHERE d.endpoint = $3 AND d.status = 'pending' AND d.next_attempt_at <= $2 AND w.disabled_at IS NULL \
          ORDER BY d.next_attempt_at, d.id LIMIT $4) RETURNING ",
-        "id, user_id, webhook_id, endpoint, secret_sealed, kind, url, content_type, body, event_id, headers, method, status, \
-         attempts, next_attempt_at, last_status, last_error, created_at, updated_at"
-    ))
-    .bind(lease_until.0)
-    .bind(now.0)
-    .bind(endpoint)
-    .bind(limit)
-    .fetch_all(store.w())
-    .await?;
-    rows.sort_by_key(|d| d.id);
-    Ok(rows)
+        delivery_columns!()
+    );
+    let mut claimed = store
+        .grouped(move |conn| {
+            rows(
+                conn,
+                sql,
+                &[&lease_until.0, &now.0, &endpoint, &limit],
+                Delivery::read,
+            )
+        })
+        .await?;
+    claimed.sort_by_key(|d| d.id);
+    Ok(claimed)
 }
 
 /// What one attempt ended in.
@@ -189,74 +221,61 @@ pub async fn record(
 ) -> Result<bool> {
     let delivery = delivery.clone();
     store
-        .grouped(move |tx| {
-            Box::pin(async move { record_in(tx, &delivery, &a, disable_after_ms).await })
-        })
+        .grouped(move |conn| record_in(conn, &delivery, &a, disable_after_ms))
         .await
 }
 
-async fn record_in(
-    tx: &mut SqliteConnection,
+fn record_in(
+    conn: &Connection,
     delivery: &Delivery,
     a: &Attempt,
     disable_after_ms: i64,
 ) -> Result<bool> {
     let now = Ts::now().0;
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO delivery_attempts (delivery_id, at, status_code, duration_ms, response_body, error) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(delivery.id)
-    .bind(a.at.0)
-    .bind(a.status_code)
-    .bind(a.duration_ms)
-    .bind(a.response_body.as_deref())
-    .bind(a.error.as_deref())
-    .execute(&mut *tx)
-    .await?;
+        &[
+            &delivery.id,
+            &a.at.0,
+            &a.status_code,
+            &a.duration_ms,
+            &a.response_body,
+            &a.error,
+        ],
+    )?;
     let (status, next) = match a.outcome {
         Outcome::Succeeded => ("succeeded", delivery.next_attempt_at),
         Outcome::Retry(at) => ("pending", at.0),
         Outcome::Failed => ("failed", delivery.next_attempt_at),
     };
-    sqlx::query(
+    execute(
+        conn,
         "UPDATE deliveries SET status = $1, next_attempt_at = $2, lease_until = NULL, last_status = $3, \
          last_error = $4, updated_at = $5 WHERE id = $6 AND status = 'sending'",
-    )
-    .bind(status)
-    .bind(next)
-    .bind(a.status_code)
-    .bind(a.error.as_deref())
-    .bind(now)
-    .bind(delivery.id)
-    .execute(&mut *tx)
-    .await?;
-    let disabled = if a.outcome == Outcome::Succeeded {
-        sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = $1")
-            .bind(delivery.webhook_id)
-            .execute(&mut *tx)
-            .await?;
-        false
-    } else {
-        sqlx::query(
-            "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
-        )
-        .bind(a.at.0)
-        .bind(delivery.webhook_id)
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(
-            "UPDATE webhooks SET disabled_at = $1, updated_at = $1 WHERE id = $2 AND disabled_at IS NULL \
-             AND failing_since <= $3",
-        )
-        .bind(now)
-        .bind(delivery.webhook_id)
-        .bind(now - disable_after_ms)
-        .execute(&mut *tx)
-        .await?;
-        done.rows_affected() > 0
-    };
-    Ok(disabled)
+        &[&status, &next, &a.status_code, &a.error, &now, &delivery.id],
+    )?;
+    if a.outcome == Outcome::Succeeded {
+        execute(
+            conn,
+            "UPDATE webhooks SET failing_since = NULL WHERE id = $1",
+            &[&delivery.webhook_id],
+        )?;
+        return Ok(false);
+    }
+    execute(
+        conn,
+        "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
+        &[&a.at.0, &delivery.webhook_id],
+    )?;
+    let disabled = execute(
+        conn,
+        "UPDATE webhooks SET disabled_at = $1, updated_at = $1 WHERE id = $2 AND disabled_at IS NULL \
+         AND failing_since <= $3",
+        &[&now, &delivery.webhook_id, &(now - disable_after_ms)],
+    )?;
+    Ok(disabled > 0)
 }
 
 /// Deliveries whose lease ran out (the server stopped mid-attempt) are due again.

@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use rusqlite::Connection;
 
 use crate::campaigns::Campaign;
+use crate::group::{execute, insert_returning_id, row, rows};
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts, placeholders};
 
@@ -62,6 +63,32 @@ pub struct Queued {
     pub notified: bool,
 }
 
+impl Queued {
+    /// A row of [`queued_columns`], in their order.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
+        Ok(Queued {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            phone_id: r.get(2)?,
+            phone_group_id: r.get(3)?,
+            phone_fixed: r.get(4)?,
+            origin: r.get(5)?,
+            destination: r.get(6)?,
+            text: r.get(7)?,
+            encoding: r.get(8)?,
+            segments: r.get(9)?,
+            flash: r.get(10)?,
+            mms: r.get(11)?,
+            campaign_id: r.get(12)?,
+            tag: r.get(13)?,
+            tries: r.get(14)?,
+            max_tries: r.get(15)?,
+            valid_until: r.get(16)?,
+            notified: r.get(17)?,
+        })
+    }
+}
+
 macro_rules! queued_columns {
     () => {
         "id, user_id, phone_id, phone_group_id, phone_fixed, origin, destination, text, encoding, segments, flash, mms, \
@@ -87,77 +114,64 @@ pub async fn due_campaigns(store: &Store, now: Ts, limit: i64) -> Result<Vec<Cam
 pub async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
     let (d, messages) = (d.clone(), messages.to_vec());
     store
-        .grouped(move |tx| Box::pin(async move { dispatch_in(tx, &d, &messages).await }))
+        .grouped(move |conn| dispatch_in(conn, &d, &messages))
         .await
 }
 
-async fn dispatch_in(
-    tx: &mut SqliteConnection,
-    d: &Dispatch,
-    messages: &[NewOutbound],
-) -> Result<bool> {
+fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
     let now = Ts::now().0;
-    let taken = sqlx::query("UPDATE campaigns SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'scheduled'")
-        .bind(now)
-        .bind(d.campaign_id)
-        .execute(&mut *tx)
-        .await?;
-    if taken.rows_affected() == 0 {
+    let taken = execute(
+        conn,
+        "UPDATE campaigns SET status = 'dispatched', updated_at = $1 WHERE id = $2 AND status = 'scheduled'",
+        &[&now, &d.campaign_id],
+    )?;
+    if taken == 0 {
         return Ok(false);
     }
     for m in messages {
-        let id: i64 = sqlx::query_scalar(
+        let id = insert_returning_id(
+            conn,
             "INSERT INTO messages (user_id, phone_id, phone_group_id, phone_fixed, direction, destination, text, \
              encoding, segments, flash, mms, status, campaign_id, tag, valid_until, max_tries, tries, next_try_at, \
              at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $10, 'queued', $11, $12, $13, $14, 0, $15, $15, $15, $15) \
              RETURNING id",
-        )
-        .bind(d.user_id)
-        .bind(m.phone_id)
-        .bind(d.phone_group_id)
-        .bind(d.phone_fixed)
-        .bind(&m.destination)
-        .bind(&m.text)
-        .bind(m.encoding)
-        .bind(m.segments)
-        .bind(d.flash)
-        .bind(d.mms)
-        .bind(d.campaign_id)
-        .bind(d.tag.as_deref())
-        .bind(d.valid_until.0)
-        .bind(d.max_tries)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        history(&mut *tx, id, "queued", None, now).await?;
+            &[
+                &d.user_id,
+                &m.phone_id,
+                &d.phone_group_id,
+                &d.phone_fixed,
+                &m.destination,
+                &m.text,
+                &m.encoding,
+                &m.segments,
+                &d.flash,
+                &d.mms,
+                &d.campaign_id,
+                &d.tag,
+                &d.valid_until.0,
+                &d.max_tries,
+                &now,
+            ],
+        )?;
+        history(conn, id, "queued", None, now)?;
         for media in &m.media {
-            sqlx::query("INSERT INTO message_media (message_id, media_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(media)
-                .execute(&mut *tx)
-                .await?;
+            execute(
+                conn,
+                "INSERT INTO message_media (message_id, media_id) VALUES ($1, $2)",
+                &[&id, media],
+            )?;
         }
     }
     Ok(true)
 }
 
-async fn history(
-    tx: &mut sqlx::SqliteConnection,
-    id: i64,
-    status: &str,
-    detail: Option<&str>,
-    at: i64,
-) -> Result<()> {
-    sqlx::query(
+fn history(conn: &Connection, id: i64, status: &str, detail: Option<&str>, at: i64) -> Result<()> {
+    execute(
+        conn,
         "INSERT INTO message_history (message_id, status, detail, at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(detail)
-    .bind(at)
-    .execute(&mut *tx)
-    .await?;
+        &[&id, &status, &detail, &at],
+    )?;
     Ok(())
 }
 
@@ -176,21 +190,18 @@ pub async fn claim(
          AND (valid_until IS NULL OR valid_until >= $2) ORDER BY next_try_at, id LIMIT $4) RETURNING ",
         queued_columns!()
     );
-    let mut rows: Vec<Queued> = store
-        .grouped(move |tx| {
-            Box::pin(async move {
-                Ok(sqlx::query_as(sql)
-                    .bind(lease_until.0)
-                    .bind(now.0)
-                    .bind(phone_id)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?)
-            })
+    let mut claimed: Vec<Queued> = store
+        .grouped(move |conn| {
+            rows(
+                conn,
+                sql,
+                &[&lease_until.0, &now.0, &phone_id, &limit],
+                Queued::read,
+            )
         })
         .await?;
-    rows.sort_by_key(|m| m.id);
-    Ok(rows)
+    claimed.sort_by_key(|m| m.id);
+    Ok(claimed)
 }
 
 /// Queued messages without a usable phone yet (none was free at dispatch, or theirs is gone).
@@ -206,21 +217,16 @@ pub async fn unassigned(store: &Store, limit: i64) -> Result<Vec<Queued>> {
 /// Gives queued messages a phone each (or takes it away with `None`), in one write.
 pub async fn assign(store: &Store, assignments: Vec<(i64, Option<i64>)>) -> Result<()> {
     store
-        .grouped(move |tx| {
-            Box::pin(async move {
-                let now = Ts::now().0;
-                for (id, phone_id) in assignments {
-                    sqlx::query(
-                        "UPDATE messages SET phone_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
-                    )
-                    .bind(phone_id)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Ok(())
-            })
+        .grouped(move |conn| {
+            let now = Ts::now().0;
+            for (id, phone_id) in assignments {
+                execute(
+                    conn,
+                    "UPDATE messages SET phone_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
+                    &[&phone_id, &now, &id],
+                )?;
+            }
+            Ok(())
         })
         .await
 }
@@ -255,12 +261,12 @@ pub async fn record(
     deliveries: Vec<NewDelivery>,
 ) -> Result<bool> {
     store
-        .grouped(move |tx| Box::pin(async move { record_in(tx, id, &attempt, &deliveries).await }))
+        .grouped(move |conn| record_in(conn, id, &attempt, &deliveries))
         .await
 }
 
-async fn record_in(
-    tx: &mut SqliteConnection,
+fn record_in(
+    conn: &Connection,
     id: i64,
     attempt: &Attempt,
     deliveries: &[NewDelivery],
@@ -271,16 +277,12 @@ async fn record_in(
             provider_id,
             adapter,
         } => {
-            let done = sqlx::query(
+            let done = execute(
+                conn,
                 "UPDATE messages SET status = 'sent', provider_id = $1, adapter = $2, lease_until = NULL, \
                  error_text = NULL, at = $3, updated_at = $3 WHERE id = $4 AND status = 'sending'",
-            )
-            .bind(provider_id)
-            .bind(adapter)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+                &[provider_id, adapter, &now, &id],
+            )?;
             ("sent", Some(provider_id.as_str()), done)
         }
         Attempt::Retry {
@@ -289,39 +291,31 @@ async fn record_in(
             error,
             attempted,
         } => {
-            let done = sqlx::query(
+            let given_back: i64 = if *attempted { 0 } else { 1 };
+            let done = execute(
+                conn,
                 "UPDATE messages SET status = 'queued', next_try_at = $1, phone_id = $2, \
                  lease_until = NULL, error_text = $3, updated_at = $4, tries = tries - $6 \
                  WHERE id = $5 AND status = 'sending'",
-            )
-            .bind(at.0)
-            .bind(phone_id)
-            .bind(error)
-            .bind(now)
-            .bind(id)
-            .bind(if *attempted { 0 } else { 1 })
-            .execute(&mut *tx)
-            .await?;
+                &[&at.0, phone_id, error, &now, &id, &given_back],
+            )?;
             ("queued", Some(error.as_str()), done)
         }
         Attempt::Failed { error } => {
-            let done = sqlx::query(
+            let done = execute(
+                conn,
                 "UPDATE messages SET status = 'failed', lease_until = NULL, error_text = $1, at = $2, updated_at = $2 \
                  WHERE id = $3 AND status = 'sending'",
-            )
-            .bind(error)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+                &[error, &now, &id],
+            )?;
             ("failed", Some(error.as_str()), done)
         }
     };
-    if done.rows_affected() == 0 {
+    if done == 0 {
         return Ok(false);
     }
-    history(&mut *tx, id, status, detail, now).await?;
-    outbox::insert(&mut *tx, deliveries, now).await?;
+    history(conn, id, status, detail, now)?;
+    outbox::insert(conn, deliveries, now)?;
     Ok(true)
 }
 
@@ -330,35 +324,33 @@ async fn record_in(
 async fn sweep(
     store: &Store,
     select: &'static str,
-    to: &str,
-    detail: &str,
+    to: &'static str,
+    detail: &'static str,
     now: Ts,
     notify: &HashMap<i64, Vec<NewDelivery>>,
 ) -> Result<u64> {
-    let mut tx = store.w().begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(select)
-        .bind(now.0)
-        .fetch_all(&mut *tx)
-        .await?;
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "UPDATE messages SET status = $1, lease_until = NULL, updated_at = $2 WHERE id IN ({})",
-            placeholders(3, chunk.len())
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(to).bind(now.0);
-        for id in chunk {
-            q = q.bind(id);
-        }
-        q.execute(&mut *tx).await?;
-        for id in chunk {
-            history(&mut tx, *id, to, Some(detail), now.0).await?;
-            if let Some(deliveries) = notify.get(id) {
-                outbox::insert(&mut tx, deliveries, now.0).await?;
+    let notify = notify.clone();
+    store
+        .grouped(move |conn| {
+            let ids = rows(conn, select, &[&now.0], |r| r.get::<_, i64>(0))?;
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "UPDATE messages SET status = $1, lease_until = NULL, updated_at = $2 WHERE id IN ({})",
+                    placeholders(3, chunk.len())
+                );
+                let mut params: Vec<&dyn rusqlite::ToSql> = vec![&to, &now.0];
+                params.extend(chunk.iter().map(|id| id as &dyn rusqlite::ToSql));
+                execute(conn, &sql, &params)?;
+                for id in chunk {
+                    history(conn, *id, to, Some(detail), now.0)?;
+                    if let Some(deliveries) = notify.get(id) {
+                        outbox::insert(conn, deliveries, now.0)?;
+                    }
+                }
             }
-        }
-    }
-    tx.commit().await?;
-    Ok(ids.len() as u64)
+            Ok(ids.len() as u64)
+        })
+        .await
 }
 
 /// Queued messages past their validity become `expired`, with the notifications prepared for
@@ -448,31 +440,29 @@ pub async fn report(
     let (provider_id, to) = (provider_id.to_string(), to.to_string());
     let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
     store
-        .grouped(move |tx| {
-            Box::pin(async move {
-                let now = Ts::now().0;
-                let mut q = sqlx::query_as::<_, (i64, i64, String)>(AssertSqlSafe(sql))
-                    .bind(to)
-                    .bind(now)
-                    .bind(provider_id)
-                    .bind(phone)
-                    .bind(user)
-                    .bind(adapter);
-                for state in from {
-                    q = q.bind(state);
-                }
-                let Some((id, user_id, status)) = q.fetch_optional(&mut *tx).await? else {
-                    return Ok(None);
-                };
-                history(&mut *tx, id, &status, Some("delivery report"), now).await?;
-                let moved = Moved {
-                    id,
-                    user_id,
-                    status,
-                };
-                outbox::insert(&mut *tx, &deliveries(&moved), now).await?;
-                Ok(Some(moved))
-            })
+        .grouped(move |conn| {
+            let now = Ts::now().0;
+            let mut params: Vec<&dyn rusqlite::ToSql> =
+                vec![&to, &now, &provider_id, &phone, &user, &adapter];
+            params.extend(from.iter().map(|s| s as &dyn rusqlite::ToSql));
+            let found = row(conn, &sql, &params, |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let Some((id, user_id, status)) = found else {
+                return Ok(None);
+            };
+            history(conn, id, &status, Some("delivery report"), now)?;
+            let moved = Moved {
+                id,
+                user_id,
+                status,
+            };
+            outbox::insert(conn, &deliveries(&moved), now)?;
+            Ok(Some(moved))
         })
         .await
 }
@@ -533,12 +523,12 @@ pub async fn enqueue_all(
 ) -> Result<Vec<i64>> {
     let messages = messages.to_vec();
     store
-        .grouped(move |conn| Box::pin(async move { insert_all(conn, &messages, deliveries).await }))
+        .grouped(move |conn| insert_all(conn, &messages, deliveries))
         .await
 }
 
-async fn insert_all(
-    tx: &mut SqliteConnection,
+fn insert_all(
+    conn: &Connection,
     messages: &[Single],
     deliveries: impl Fn(usize, i64, i64) -> Vec<NewDelivery>,
 ) -> Result<Vec<i64>> {
@@ -546,38 +536,42 @@ async fn insert_all(
     let mut ids = Vec::with_capacity(messages.len());
     for (index, m) in messages.iter().enumerate() {
         let at = m.scheduled.map_or(now, |t| t.0);
-        let id: i64 = sqlx::query_scalar(
+        let (error_code, error_text) = match &m.error {
+            Some((code, text)) => (Some(code.as_str()), Some(text.as_str())),
+            None => (None, None),
+        };
+        let id = insert_returning_id(
+            conn,
             "INSERT INTO messages (user_id, api, phone_id, phone_fixed, flash, direction, origin, destination, text, encoding, \
              segments, status, client_ref, callback_url, tag, error_code, error_text, valid_until, max_tries, tries, next_try_at, \
              at, created_at, updated_at) \
              VALUES ($1, $2, $3, $19, $20, 'outbound', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $17, \
              $18, $18) RETURNING id",
-        )
-        .bind(m.user_id)
-        .bind(m.api)
-        .bind(m.phone_id)
-        .bind(m.origin.as_deref())
-        .bind(&m.destination)
-        .bind(&m.text)
-        .bind(m.encoding)
-        .bind(m.segments)
-        .bind(m.status())
-        .bind(m.client_ref.as_deref())
-        .bind(m.callback_url.as_deref())
-        .bind(m.tag.as_deref())
-        .bind(m.error.as_ref().map(|e| e.0.as_str()))
-        .bind(m.error.as_ref().map(|e| e.1.as_str()))
-        .bind(m.valid_until.0)
-        .bind(m.max_tries)
-        .bind(at)
-        .bind(now)
-        .bind(m.phone_fixed)
-        .bind(m.flash)
-        .fetch_one(&mut *tx)
-        .await?;
-        let detail = m.error.as_ref().map(|e| e.1.as_str());
-        history(&mut *tx, id, m.status(), detail, now).await?;
-        outbox::insert(&mut *tx, &deliveries(index, id, now), now).await?;
+            &[
+                &m.user_id,
+                &m.api,
+                &m.phone_id,
+                &m.origin,
+                &m.destination,
+                &m.text,
+                &m.encoding,
+                &m.segments,
+                &m.status(),
+                &m.client_ref,
+                &m.callback_url,
+                &m.tag,
+                &error_code,
+                &error_text,
+                &m.valid_until.0,
+                &m.max_tries,
+                &at,
+                &now,
+                &m.phone_fixed,
+                &m.flash,
+            ],
+        )?;
+        history(conn, id, m.status(), error_text, now)?;
+        outbox::insert(conn, &deliveries(index, id, now), now)?;
         ids.push(id);
     }
     Ok(ids)
@@ -592,24 +586,24 @@ pub async fn cancel(
     why: &str,
     deliveries: &[NewDelivery],
 ) -> Result<bool> {
-    let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
-    let done = sqlx::query(
-        "UPDATE messages SET status = 'canceled', updated_at = $1 WHERE id = $2 AND user_id = $3 \
-         AND status IN ('scheduled', 'queued')",
-    )
-    .bind(now)
-    .bind(id)
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
-    }
-    history(&mut tx, id, "canceled", Some(why), now).await?;
-    outbox::insert(&mut tx, deliveries, now).await?;
-    tx.commit().await?;
-    Ok(true)
+    let (why, deliveries) = (why.to_string(), deliveries.to_vec());
+    store
+        .grouped(move |conn| {
+            let now = Ts::now().0;
+            let done = execute(
+                conn,
+                "UPDATE messages SET status = 'canceled', updated_at = $1 WHERE id = $2 AND user_id = $3 \
+                 AND status IN ('scheduled', 'queued')",
+                &[&now, &id, &user_id],
+            )?;
+            if done == 0 {
+                return Ok(false);
+            }
+            history(conn, id, "canceled", Some(&why), now)?;
+            outbox::insert(conn, &deliveries, now)?;
+            Ok(true)
+        })
+        .await
 }
 
 /// Keeps the raw error code a device or provider reported on a failed message.
@@ -685,19 +679,23 @@ pub async fn move_queued(store: &Store, from_phone: i64, to_phone: i64) -> Resul
 /// Adds a stage a device reported for a message it is sending to the message's history,
 /// without changing its state (`device_received`, `sending`).
 pub async fn note(store: &Store, id: i64, stage: &str, deliveries: &[NewDelivery]) -> Result<()> {
-    let now = Ts::now().0;
-    let mut tx = store.w().begin().await?;
-    let sending: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM messages WHERE id = $1 AND status = 'sending'")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if sending.is_some() {
-        history(&mut tx, id, stage, Some("reported by the device"), now).await?;
-        outbox::insert(&mut tx, deliveries, now).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    let (stage, deliveries) = (stage.to_string(), deliveries.to_vec());
+    store
+        .grouped(move |conn| {
+            let now = Ts::now().0;
+            let sending = row(
+                conn,
+                "SELECT id FROM messages WHERE id = $1 AND status = 'sending'",
+                &[&id],
+                |r| r.get::<_, i64>(0),
+            )?;
+            if sending.is_some() {
+                history(conn, id, &stage, Some("reported by the device"), now)?;
+                outbox::insert(conn, &deliveries, now)?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// Messages waiting or in flight on a phone: its load.

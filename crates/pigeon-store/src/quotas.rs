@@ -1,5 +1,6 @@
 //! Quotas: credits per account for a period, consumed per segment sent, renewed when due.
 
+use crate::group::execute;
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts};
 
@@ -75,19 +76,14 @@ pub async fn set(store: &Store, q: &Quota) -> Result<()> {
 /// or not enough credits: [`Quota::remaining`] tells which).
 pub async fn reserve(store: &Store, user_id: i64, credits: i64, now: Ts) -> Result<bool> {
     store
-        .grouped(move |tx| {
-            Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE quotas SET consumed = consumed + $1, updated_at = $2 WHERE user_id = $3 \
-                     AND start_date <= $2 AND $2 < expiration_date AND credit + additional - consumed >= $1",
-                )
-                .bind(credits)
-                .bind(now.0)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-                Ok(done.rows_affected() > 0)
-            })
+        .grouped(move |conn| {
+            let done = execute(
+                conn,
+                "UPDATE quotas SET consumed = consumed + $1, updated_at = $2 WHERE user_id = $3 \
+                 AND start_date <= $2 AND $2 < expiration_date AND credit + additional - consumed >= $1",
+                &[&credits, &now.0, &user_id],
+            )?;
+            Ok(done > 0)
         })
         .await
 }
@@ -163,12 +159,14 @@ pub async fn alert(
             "UPDATE quotas SET alerted_reached = 1 WHERE user_id = $1 AND alerted_reached = 0"
         }
     };
-    let mut tx = store.w().begin().await?;
-    let done = sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
-    }
-    outbox::insert(&mut tx, deliveries, Ts::now().0).await?;
-    tx.commit().await?;
-    Ok(true)
+    let deliveries = deliveries.to_vec();
+    store
+        .grouped(move |conn| {
+            if execute(conn, sql, &[&user_id])? == 0 {
+                return Ok(false);
+            }
+            outbox::insert(conn, &deliveries, Ts::now().0)?;
+            Ok(true)
+        })
+        .await
 }

@@ -1,5 +1,6 @@
 //! The phone reliability check: failure and no-news rates of each phone over a period.
 
+use crate::group::execute;
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts};
 
@@ -39,15 +40,15 @@ pub async fn record_alert(
     at: Ts,
     deliveries: &[NewDelivery],
 ) -> Result<()> {
-    let mut tx = store.w().begin().await?;
-    sqlx::query("INSERT INTO phone_reliability_history (user_id, phone_id, type, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(user_id)
-        .bind(phone_id)
-        .bind(kind)
-        .bind(at.0)
-        .execute(&mut *tx)
-        .await?;
-    outbox::insert(&mut tx, deliveries, at.0).await?;
-    tx.commit().await?;
-    Ok(())
+    let (kind, deliveries) = (kind.to_string(), deliveries.to_vec());
+    store
+        .grouped(move |conn| {
+            execute(
+                conn,
+                "INSERT INTO phone_reliability_history (user_id, phone_id, type, created_at) VALUES ($1, $2, $3, $4)",
+                &[&user_id, &phone_id, &kind, &at.0],
+            )?;
+            outbox::insert(conn, &deliveries, at.0)
+        })
+        .await
 }

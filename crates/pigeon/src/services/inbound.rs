@@ -57,12 +57,14 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
         _ => None,
     };
     // RaspiSMS puts the phone's id in `destination` here.
-    let render = |id: i64| {
+    let (sms_for_hooks, phone_id) = (sms.clone(), phone.id);
+    let render = move |id: i64| {
+        let sms = &sms_for_hooks;
         let mut deliveries = hooks.render(&json!({
             "id": id,
             "at": hooks.at(sms.at.0),
             "text": sms.text,
-            "destination": phone.id,
+            "destination": phone_id,
             "origin": sms.origin,
             "command": false,
             "mms": false,
@@ -172,18 +174,22 @@ pub async fn call(
     origin: &str,
 ) -> Result<i64> {
     let hooks = events::targets(app, phone.user_id, "inbound_call").await?;
-    let render = |id: i64| {
-        hooks.render(&json!({
-            "id": id,
-            "id_user": phone.user_id,
-            "id_phone": phone.id,
-            "uid": uid,
-            "start": hooks.at(start.0),
-            "end": end.map(|e| hooks.at(e.0)),
-            "direction": "inbound",
-            "origin": origin,
-            "destination": null,
-        }))
+    // `id` comes first, as RaspiSMS sends it; it is set once the call is stored.
+    let fields = json!({
+        "id": 0,
+        "id_user": phone.user_id,
+        "id_phone": phone.id,
+        "uid": uid,
+        "start": hooks.at(start.0),
+        "end": end.map(|e| hooks.at(e.0)),
+        "direction": "inbound",
+        "origin": origin,
+        "destination": null,
+    });
+    let render = move |id: i64| {
+        let mut body = fields;
+        body["id"] = id.into();
+        hooks.render(&body)
     };
     let call = NewCall {
         user_id: phone.user_id,

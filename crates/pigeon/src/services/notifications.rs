@@ -188,7 +188,7 @@ fn to_url(user_id: i64, kind: &str, url: String, r: Request) -> Vec<NewDelivery>
 pub async fn ovh_stop(
     app: &App,
     user_id: i64,
-) -> Result<Option<impl Fn(i64, &str, &str) -> Vec<NewDelivery> + use<>>> {
+) -> Result<Option<impl Fn(i64, &str, &str) -> Vec<NewDelivery> + Send + use<>>> {
     let url = accounts::settings(app, user_id)
         .await?
         .get("ovh_stop_callback")
@@ -315,7 +315,7 @@ pub async fn inbound(
     app: &App,
     user_id: i64,
     phone_id: i64,
-) -> Result<Option<impl Fn(i64, &str, &str, i64) -> Vec<NewDelivery>>> {
+) -> Result<Option<impl Fn(i64, &str, &str, i64) -> Vec<NewDelivery> + Send + use<>>> {
     let Some(device) = devices::by_phones(&app.store, user_id, &[phone_id])
         .await?
         .into_iter()
