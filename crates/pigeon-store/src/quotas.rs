@@ -1,6 +1,6 @@
 //! Quotas: credits per account for a period, consumed per segment sent, renewed when due.
 
-use crate::group::execute;
+use crate::group::{execute, row};
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts};
 
@@ -28,6 +28,27 @@ impl Quota {
     pub fn remaining(&self, now: Ts) -> Option<i64> {
         (self.start_date <= now.0 && now.0 < self.expiration_date)
             .then(|| self.credit + self.additional - self.consumed)
+    }
+}
+
+impl Quota {
+    /// A row of [`SELECT`], in its columns' order.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Quota> {
+        Ok(Quota {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            credit: r.get(2)?,
+            additional: r.get(3)?,
+            consumed: r.get(4)?,
+            report_unused: r.get(5)?,
+            report_unused_additional: r.get(6)?,
+            auto_renew: r.get(7)?,
+            renew_interval: r.get(8)?,
+            start_date: r.get(9)?,
+            expiration_date: r.get(10)?,
+            alerted_level: r.get(11)?,
+            alerted_reached: r.get(12)?,
+        })
     }
 }
 
@@ -71,10 +92,19 @@ pub async fn set(store: &Store, q: &Quota) -> Result<()> {
     Ok(())
 }
 
+/// What [`reserve`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The credits were taken.
+    pub reserved: bool,
+    /// The user's quota as it is afterwards, if they have one.
+    pub quota: Option<Quota>,
+}
+
 /// Takes `credits` from the user's quota if it is in force and has them, in one statement so
-/// that concurrent sends cannot overspend; `false` when nothing was taken (no quota in force,
-/// or not enough credits: [`Quota::remaining`] tells which).
-pub async fn reserve(store: &Store, user_id: i64, credits: i64, now: Ts) -> Result<bool> {
+/// that concurrent sends cannot overspend. Nothing is taken when there is no quota in force or
+/// not enough credits: [`Quota::remaining`] of the quota that comes back tells which.
+pub async fn reserve(store: &Store, user_id: i64, credits: i64, now: Ts) -> Result<Reservation> {
     store
         .grouped(move |conn| {
             let done = execute(
@@ -83,7 +113,12 @@ pub async fn reserve(store: &Store, user_id: i64, credits: i64, now: Ts) -> Resu
                  AND start_date <= $2 AND $2 < expiration_date AND credit + additional - consumed >= $1",
                 &[&credits, &now.0, &user_id],
             )?;
-            Ok(done > 0)
+            let sql = format!("{SELECT} WHERE user_id = $1");
+            let quota = row(conn, &sql, &[&user_id], Quota::read)?;
+            Ok(Reservation {
+                reserved: done > 0,
+                quota,
+            })
         })
         .await
 }

@@ -42,6 +42,8 @@ pub struct App {
     /// Accounts by API key digest, and settings by account, read on every request.
     pub recent_users: Recent<String, pigeon_store::users::User>,
     pub recent_settings: Recent<i64, crate::services::accounts::Settings>,
+    /// Where each account's events of each type go (webhooks, signing key), read per event.
+    pub recent_targets: Recent<(i64, &'static str), crate::services::events::Targets>,
 }
 
 /// How long an account or its settings may be served from memory: what a change made by the
@@ -91,6 +93,7 @@ impl App {
             reach_rate,
             recent_users: Recent::new(RECENT_TTL),
             recent_settings: Recent::new(RECENT_TTL),
+            recent_targets: Recent::new(RECENT_TTL),
         })
     }
 

@@ -121,6 +121,7 @@ pub async fn rotate_key(app: &App, email: &str) -> Result<String> {
     let key = generate_api_key()?;
     users::set_api_key(&app.store, email, &sha256_hex(&key), &app.key.seal(&key)?).await?;
     app.recent_users.clear();
+    app.recent_targets.clear();
     Ok(key)
 }
 
@@ -195,6 +196,7 @@ pub async fn set_setting(app: &App, email: &str, name: &str, value: &str) -> Res
         .ok_or(ServiceError::NotFound)?;
     pigeon_store::settings::set(&app.store, user.id, name, value).await?;
     app.recent_settings.clear();
+    app.recent_targets.clear();
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Campaigns (RaspiSMS "scheduled" SMS): creation with every recipient form, deletion while
 //! pending, and the preview of resolved recipients and rendered texts.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use jiff::tz::TimeZone;
@@ -10,7 +11,7 @@ use pigeon_core::numbers::parse_e164;
 use pigeon_core::recipients::{self, Recipient, Rules, Target};
 use pigeon_core::time::{self, Ts};
 use pigeon_core::{secret, template};
-use pigeon_store::campaigns::{self, Campaign, NewCampaign};
+use pigeon_store::campaigns::{self, Campaign, Links, NewCampaign};
 use pigeon_store::contacts::Contact;
 use pigeon_store::groups::{self, CONTACT_GROUPS, PHONE_GROUPS};
 use pigeon_store::{conditional_groups, contacts, media, phones, stop_list};
@@ -246,25 +247,42 @@ pub async fn recipients(app: &App, user_id: i64, id: i64) -> Result<(Campaign, V
     let campaign = campaigns::get(&app.store, user_id, id)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    let settings = accounts::settings(app, user_id).await?;
-    let targets = targets(app, user_id, id, &settings.time_zone()).await?;
+    let links = campaigns::links(&app.store, &[id]).await?;
     let stop = stop_list::numbers(&app.store, user_id).await?;
+    let resolved = resolve(app, &campaign, &links, &stop).await?;
+    Ok((campaign, resolved))
+}
+
+/// [`recipients`] of a campaign whose links (among others') and owner's STOP list were read
+/// already: the scheduler reads those once for all the campaigns due.
+pub async fn resolve(
+    app: &App,
+    campaign: &Campaign,
+    links: &Links,
+    stop: &HashSet<String>,
+) -> Result<Vec<Recipient>> {
+    let settings = accounts::settings(app, campaign.user_id).await?;
+    let targets = targets(app, campaign, links, &settings.time_zone()).await?;
     let rules = Rules {
         text: &campaign.text,
         templating: settings.is_on("templating"),
-        stop_list: &stop,
+        stop_list: stop,
         filter_stop: recipients::stop_applies(settings.is_on("smsstop"), campaign.tag.as_deref()),
         has_media: campaign.mms,
     };
-    let resolved = recipients::resolve(targets, &rules);
-    Ok((campaign, resolved))
+    Ok(recipients::resolve(targets, &rules))
 }
 
 /// Candidates in RaspiSMS's order: raw numbers, contacts, group members, conditional-group
 /// matches.
-async fn targets(app: &App, user_id: i64, id: i64, tz: &TimeZone) -> Result<Vec<Target>> {
+async fn targets(
+    app: &App,
+    campaign: &Campaign,
+    links: &Links,
+    tz: &TimeZone,
+) -> Result<Vec<Target>> {
+    let (user_id, id) = (campaign.user_id, campaign.id);
     let contact_target = |c: &Contact| contact_target(c, tz);
-    let links = campaigns::links(&app.store, &[id]).await?;
     let mut out: Vec<Target> = links
         .numbers
         .get(&id)

@@ -37,7 +37,18 @@ pub struct Targets {
 }
 
 /// The webhooks a user's event of `kind` goes to: none when the `webhook` setting is off.
+/// Kept for a moment (see [`crate::services::Recent`]); changes to webhooks, settings and keys
+/// forget it.
 pub async fn targets(app: &App, user_id: i64, kind: &'static str) -> Result<Targets> {
+    if let Some(targets) = app.recent_targets.get(&(user_id, kind)) {
+        return Ok(targets);
+    }
+    let targets = read_targets(app, user_id, kind).await?;
+    app.recent_targets.put((user_id, kind), targets.clone());
+    Ok(targets)
+}
+
+async fn read_targets(app: &App, user_id: i64, kind: &'static str) -> Result<Targets> {
     let settings = accounts::settings(app, user_id).await?;
     let hooks = if settings.is_on("webhook") {
         webhooks::subscribed(&app.store, user_id, kind)

@@ -2,8 +2,8 @@
 //! message is sent through its phone's channel with RaspiSMS's checks (quota, phone status,
 //! limits) and Pigeon's retries and failover.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use pigeon_channels::{Adapter, Channel, Outgoing, SendError};
@@ -12,12 +12,13 @@ use pigeon_core::retry;
 use pigeon_core::routing::{self, Candidate, Preferences};
 use pigeon_core::text;
 use pigeon_core::time::Ts;
-use pigeon_store::campaigns::{self, Campaign};
+use pigeon_store::campaigns::{self, Campaign, Links};
 use pigeon_store::groups::{self, PHONE_GROUPS};
 use pigeon_store::outbox::NewDelivery;
 use pigeon_store::phones::{self, Pending, Phone};
 use pigeon_store::queue::{self, Attempt, Dispatch, NewOutbound, Queued};
-use pigeon_store::{media, quotas};
+use pigeon_store::quotas::{self, Quota};
+use pigeon_store::{media, stop_list};
 use serde_json::json;
 
 use super::accounts::{self, Settings};
@@ -30,19 +31,36 @@ use crate::app::App;
 /// returns how many messages were queued.
 pub async fn dispatch_due(app: &App) -> Result<usize> {
     let due = queue::due_campaigns(&app.store, Ts::now(), 200).await?;
-    let queued = futures_util::future::try_join_all(due.iter().map(|c| dispatch(app, c))).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    // Read once for all of them: their links, and their owners' STOP lists.
+    let ids: Vec<i64> = due.iter().map(|c| c.id).collect();
+    let links = campaigns::links(&app.store, &ids).await?;
+    let mut stop_lists = HashMap::new();
+    for c in &due {
+        if let Entry::Vacant(slot) = stop_lists.entry(c.user_id) {
+            slot.insert(stop_list::numbers(&app.store, c.user_id).await?);
+        }
+    }
+    let queued = futures_util::future::try_join_all(
+        due.iter()
+            .map(|c| dispatch(app, c, &links, &stop_lists[&c.user_id])),
+    )
+    .await?;
     Ok(queued.into_iter().sum())
 }
 
 /// One message per recipient that gets a text, all in one transaction with the campaign's
 /// change to `dispatched`. Recipients on the STOP list or whose template failed are skipped.
-async fn dispatch(app: &App, campaign: &Campaign) -> Result<usize> {
-    let (_, recipients) = campaign_service::recipients(app, campaign.user_id, campaign.id).await?;
-    let media = campaigns::links(&app.store, &[campaign.id])
-        .await?
-        .media
-        .remove(&campaign.id)
-        .unwrap_or_default();
+async fn dispatch(
+    app: &App,
+    campaign: &Campaign,
+    links: &Links,
+    stop_list: &HashSet<String>,
+) -> Result<usize> {
+    let recipients = campaign_service::resolve(app, campaign, links, stop_list).await?;
+    let media = links.media.get(&campaign.id).cloned().unwrap_or_default();
     let messages: Vec<NewOutbound> = recipients
         .into_iter()
         .filter_map(|r| match r.outcome {
@@ -185,14 +203,15 @@ pub async fn prepare(
             // Credits are taken before the send, in one statement, so concurrent sends cannot
             // overspend; they are given back if the send fails. Links appended to an MMS count.
             let credits = text::analyse(&outgoing.text).segments as i64;
-            let reserved = quotas::reserve(&app.store, m.user_id, credits, Ts::now()).await?;
+            let reservation = quotas::reserve(&app.store, m.user_id, credits, Ts::now()).await?;
+            let reserved = reservation.reserved;
             // Credits were taken only from a quota in force; otherwise look whether one is.
-            let limited = reserved
-                || quotas::get(&app.store, m.user_id)
-                    .await?
-                    .is_some_and(|q| q.remaining(Ts::now()).is_some());
-            if limited {
-                quota_alerts(app, m.user_id, &settings).await?;
+            let in_force = reservation
+                .quota
+                .filter(|q| reserved || q.remaining(Ts::now()).is_some());
+            let limited = in_force.is_some();
+            if let Some(quota) = in_force {
+                quota_alerts(app, m.user_id, &settings, &quota).await?;
             }
             if reserved || !limited {
                 return Ok(Some(Ready {
@@ -331,10 +350,7 @@ async fn send_sms_event(
 /// `quota_level` once consumption passes the account's `alert_quota_limit_close` share, and
 /// `quota_reached` once every credit is used (with `alert_quota_limit_reached`), each at most
 /// once per quota period. RaspiSMS declares both and never fires them.
-async fn quota_alerts(app: &App, user_id: i64, settings: &Settings) -> Result<()> {
-    let Some(q) = quotas::get(&app.store, user_id).await? else {
-        return Ok(());
-    };
+async fn quota_alerts(app: &App, user_id: i64, settings: &Settings, q: &Quota) -> Result<()> {
     let total = q.credit + q.additional;
     let close = settings
         .get("alert_quota_limit_close")

@@ -79,6 +79,7 @@ pub async fn create(
         &app.key.seal(&signing_secret)?,
     )
     .await?;
+    app.recent_targets.clear();
     Ok((id, signing_secret))
 }
 
@@ -99,11 +100,15 @@ pub async fn update(
     if let Some(kind) = kind {
         check_type(kind)?;
     }
-    Ok(webhooks::update(&app.store, user_id, id, url, kind, enable).await?)
+    webhooks::update(&app.store, user_id, id, url, kind, enable).await?;
+    app.recent_targets.clear();
+    Ok(())
 }
 
 pub async fn delete(app: &App, user_id: i64, id: i64) -> Result<()> {
-    Ok(webhooks::delete(&app.store, user_id, id).await?)
+    webhooks::delete(&app.store, user_id, id).await?;
+    app.recent_targets.clear();
+    Ok(())
 }
 
 async fn owned(app: &App, user_id: i64, id: i64) -> Result<()> {

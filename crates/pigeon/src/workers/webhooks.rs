@@ -130,6 +130,8 @@ pub async fn attempt(app: &App, d: &Delivery) -> Result<(), ServiceError> {
     };
     let disable_after = app.config.webhook_disable_after_secs as i64 * 1000;
     if outbox::record(&app.store, d, attempt, disable_after).await? {
+        // New events stop going to it at once.
+        app.recent_targets.clear();
         tracing::warn!(
             webhook = d.webhook_id,
             "webhook disabled after failing for too long"

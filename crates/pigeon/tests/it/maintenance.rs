@@ -125,7 +125,9 @@ async fn expired_quotas_renew_with_carried_over_credits() {
         .expect("age");
     let in_that_period = Ts(aged.start_date + 1);
     let reserved = pigeon_store::quotas::reserve(&t.app.store, t.user_id, 30, in_that_period).await;
-    assert!(reserved.expect("reserve"));
+    let reserved = reserved.expect("reserve");
+    assert!(reserved.reserved);
+    assert_eq!(reserved.quota.map(|q| q.consumed), Some(aged.consumed + 30));
     assert_eq!(quotas::renew_due(&t.app).await.expect("renew"), 1);
     let renewed = pigeon_store::quotas::get(&t.app.store, t.user_id)
         .await
