@@ -77,22 +77,41 @@ fn run(runtime: &Handle, writer: &SqlitePool, conn: &Connection, jobs: &mpsc::Re
     // Dropping a pooled connection may spawn a task.
     let _context = runtime.enter();
     while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+        // Held while groups follow one another (up to a bound, so that the other writes get
+        // their turn): no other write runs meanwhile.
+        let writer = runtime.block_on(writer.acquire());
+        let mut next = Some(first);
+        let mut groups = 0;
+        while let Some(first) = next.take() {
+            let group = gather(first, jobs);
+            let outcomes = match &writer {
+                Ok(_) => commit(conn, group),
+                Err(e) => fail_all(group, &e.to_string()),
+            };
+            for (done, result) in outcomes {
+                let _ = done.send(result);
+            }
+            groups += 1;
+            if groups < GROUPS_PER_TURN {
+                next = jobs.try_recv().ok();
             }
         }
-        let outcomes = match runtime.block_on(writer.acquire()) {
-            // Held until the commit: no other write runs meanwhile.
-            Ok(_writer) => commit(conn, group),
-            Err(e) => fail_all(group, &e.to_string()),
-        };
-        for (done, result) in outcomes {
-            let _ = done.send(result);
+    }
+}
+
+/// Groups committed in a row before the writer connection is given back.
+const GROUPS_PER_TURN: usize = 32;
+
+/// `first` and the jobs queued behind it, up to [`MAX_GROUP`].
+fn gather(first: Job, jobs: &mpsc::Receiver<Job>) -> Vec<Job> {
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP {
+        match jobs.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
         }
     }
+    group
 }
 
 /// One transaction for the group, each job in a savepoint of its own; every job's outcome.
