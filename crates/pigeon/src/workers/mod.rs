@@ -104,15 +104,17 @@ async fn rendered(
 
 /// Delivery reports and inbound SMS from channels. A report can overtake the record of its own
 /// send (the provider answered before the sender wrote `sent`), so an unmatched report is
-/// tried again a few times.
+/// tried again a few times. The events waiting are taken together: reports of different
+/// messages are applied concurrently, so their writes share group commits, and those of one
+/// message in the order they came.
 async fn events_loop(
     app: AppState,
     mut events: tokio::sync::mpsc::Receiver<Event>,
     stop: CancellationToken,
 ) {
-    let mut pending: HashMap<(i64, String), Unmatched> = HashMap::new();
+    let mut pending: HashMap<MessageKey, Unmatched> = HashMap::new();
     loop {
-        let event = tokio::select! {
+        let first = tokio::select! {
             _ = stop.cancelled() => break,
             e = events.recv() => match e { Some(e) => e, None => break },
             _ = tokio::time::sleep(Duration::from_millis(200)), if !pending.is_empty() => {
@@ -120,6 +122,29 @@ async fn events_loop(
                 continue;
             }
         };
+        let mut batch = vec![first];
+        while batch.len() < EVENTS_PER_BATCH {
+            match events.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        apply_events(&app, batch, &mut pending).await;
+    }
+}
+
+/// A reported message: (phone, provider id).
+type MessageKey = (i64, String);
+/// One message's reports, in the order they came.
+type Reports = Vec<(pigeon_channels::Report, pigeon_channels::Ack)>;
+
+/// Events taken from the channels at once, at most.
+const EVENTS_PER_BATCH: usize = 512;
+
+async fn apply_events(app: &App, batch: Vec<Event>, pending: &mut HashMap<MessageKey, Unmatched>) {
+    let mut reports: Vec<(MessageKey, Reports)> = Vec::new();
+    let mut by_message: HashMap<MessageKey, usize> = HashMap::new();
+    for event in batch {
         match event {
             Event::Status {
                 phone_id,
@@ -127,28 +152,53 @@ async fn events_loop(
                 report,
                 ack,
             } => {
-                let target = ReportTarget::Phone(phone_id);
-                match inbound::report(&app, target, &provider_id, report).await {
-                    Ok(Some(_)) => ack.done(),
-                    Ok(None) => {
-                        let unmatched = Unmatched {
-                            report,
-                            tries: 0,
-                            ack,
-                        };
-                        pending.insert((phone_id, provider_id), unmatched);
-                    }
-                    // Not acknowledged: the channel may send it again.
-                    Err(e) => tracing::error!(error = %e, "delivery report not applied"),
-                }
+                let key = (phone_id, provider_id);
+                let slot = *by_message.entry(key.clone()).or_insert_with(|| {
+                    reports.push((key, Vec::new()));
+                    reports.len() - 1
+                });
+                reports[slot].1.push((report, ack));
             }
             Event::Inbound { phone_id, sms } => {
-                if let Err(e) = inbound::receive(&app, phone_id, &sms).await {
+                if let Err(e) = inbound::receive(app, phone_id, &sms).await {
                     tracing::error!(error = %e, phone = phone_id, "inbound SMS not stored");
                 }
             }
         }
     }
+    let unmatched = futures_util::future::join_all(
+        reports
+            .into_iter()
+            .map(|(key, reports)| apply_reports(app, key, reports)),
+    )
+    .await;
+    pending.extend(unmatched.into_iter().flatten());
+}
+
+/// One message's reports, in order; the last that matched nothing yet, to try again.
+async fn apply_reports(
+    app: &App,
+    key: MessageKey,
+    reports: Reports,
+) -> Option<(MessageKey, Unmatched)> {
+    let mut unmatched = None;
+    for (report, ack) in reports {
+        let target = ReportTarget::Phone(key.0);
+        match inbound::report(app, target, &key.1, report).await {
+            Ok(Some(_)) => ack.done(),
+            Ok(None) => {
+                let entry = Unmatched {
+                    report,
+                    tries: 0,
+                    ack,
+                };
+                unmatched = Some((key.clone(), entry));
+            }
+            // Not acknowledged: the channel may send it again.
+            Err(e) => tracing::error!(error = %e, "delivery report not applied"),
+        }
+    }
+    unmatched
 }
 
 const REPORT_RETRIES: u32 = 25;
@@ -160,7 +210,7 @@ struct Unmatched {
     ack: pigeon_channels::Ack,
 }
 
-async fn retry_reports(app: &App, pending: &mut HashMap<(i64, String), Unmatched>) {
+async fn retry_reports(app: &App, pending: &mut HashMap<MessageKey, Unmatched>) {
     let keys: Vec<_> = pending.keys().cloned().collect();
     for key in keys {
         let Some(entry) = pending.get_mut(&key) else {

@@ -3,7 +3,7 @@
 //! a hanging endpoint never delays the others), POSTs them signed with Standard Webhooks
 //! headers, records every attempt, and retries on the configured schedule.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use pigeon_channels::http_client;
@@ -28,69 +28,96 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     if let Err(e) = outbox::reap(&app.store, Ts(i64::MAX)).await {
         tracing::error!(error = %e, "interrupted webhook deliveries could not be requeued");
     }
-    let mut inflight: JoinSet<String> = JoinSet::new();
-    let mut per_hook: HashMap<String, usize> = HashMap::new();
+    let mut slots = Slots::default();
     loop {
         if stop.is_cancelled() {
             break;
         }
-        if let Err(e) = claim_due(&app, &mut inflight, &mut per_hook).await {
+        if let Err(e) = claim_due(&app, &mut slots).await {
             tracing::error!(error = %e, "webhook deliveries could not be claimed");
         }
+        slots.start(&app);
         tokio::select! {
             _ = stop.cancelled() => break,
-            Some(done) = inflight.join_next(), if !inflight.is_empty() => release(&mut per_hook, done),
+            Some(done) = slots.inflight.join_next(), if !slots.inflight.is_empty() => {
+                slots.release(done);
+                while let Some(done) = slots.inflight.try_join_next() {
+                    slots.release(done);
+                }
+                slots.start(&app);
+            }
             _ = app.wake.notified() => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }
-    // Attempts under way finish (each is bounded by the request timeout).
-    while let Some(done) = inflight.join_next().await {
-        release(&mut per_hook, done);
+    // Attempts under way finish (each is bounded by the request timeout); those claimed ahead
+    // are taken back when the server starts again.
+    while let Some(done) = slots.inflight.join_next().await {
+        slots.release(done);
     }
 }
 
-fn release(per_hook: &mut HashMap<String, usize>, done: Result<String, tokio::task::JoinError>) {
-    if let Ok(hook) = done
-        && let Some(n) = per_hook.get_mut(&hook)
-    {
-        *n = n.saturating_sub(1);
+/// Deliveries claimed ahead per endpoint, as a multiple of its concurrency: a claim costs a
+/// commit, so when receivers answer quickly the next deliveries are at hand. Few enough that
+/// the last of them starts well within its lease even against a receiver that times out.
+const CLAIM_AHEAD: usize = 4;
+
+/// The attempts under way, and the deliveries claimed for each endpoint and not started yet.
+#[derive(Default)]
+struct Slots {
+    inflight: JoinSet<String>,
+    busy: HashMap<String, usize>,
+    ready: HashMap<String, VecDeque<Delivery>>,
+}
+
+impl Slots {
+    fn release(&mut self, done: Result<String, tokio::task::JoinError>) {
+        if let Ok(endpoint) = done
+            && let Some(n) = self.busy.get_mut(&endpoint)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Starts claimed deliveries while their endpoint and the worker have room.
+    fn start(&mut self, app: &AppState) {
+        let per_endpoint = app.config.webhook_endpoint_concurrency.max(1);
+        let global = app.config.webhook_concurrency.max(1);
+        for (endpoint, ready) in &mut self.ready {
+            let busy = self.busy.entry(endpoint.clone()).or_default();
+            while *busy < per_endpoint && self.inflight.len() < global {
+                let Some(delivery) = ready.pop_front() else {
+                    break;
+                };
+                *busy += 1;
+                let app = app.clone();
+                self.inflight.spawn(async move {
+                    if let Err(e) = attempt(&app, &delivery).await {
+                        tracing::error!(delivery = delivery.id, error = %e, "webhook attempt not recorded");
+                    }
+                    delivery.endpoint
+                });
+            }
+        }
+        self.ready.retain(|_, ready| !ready.is_empty());
     }
 }
 
-async fn claim_due(
-    app: &AppState,
-    inflight: &mut JoinSet<String>,
-    per_endpoint: &mut HashMap<String, usize>,
-) -> Result<(), ServiceError> {
+/// Tops up each due endpoint's claimed deliveries.
+async fn claim_due(app: &AppState, slots: &mut Slots) -> Result<(), ServiceError> {
     let now = Ts::now();
+    let ahead = app.config.webhook_endpoint_concurrency.max(1) * CLAIM_AHEAD;
     for endpoint in outbox::due_endpoints(&app.store, now).await? {
-        let global = app
-            .config
-            .webhook_concurrency
-            .max(1)
-            .saturating_sub(inflight.len());
-        let busy = per_endpoint.get(&endpoint).copied().unwrap_or(0);
-        let free = app
-            .config
-            .webhook_endpoint_concurrency
-            .max(1)
-            .saturating_sub(busy)
-            .min(global);
-        if free == 0 {
+        let ready = slots.ready.get(&endpoint).map_or(0, VecDeque::len);
+        let busy = slots.busy.get(&endpoint).copied().unwrap_or(0);
+        let room = ahead.saturating_sub(ready + busy);
+        // Topped up by a quarter at least, so that claims stay large.
+        if room == 0 || (ready + busy > 0 && room * 4 < ahead) {
             continue;
         }
         let lease_until = Ts(now.0 + LEASE_MS);
-        for delivery in outbox::claim(&app.store, &endpoint, now, lease_until, free as i64).await? {
-            *per_endpoint.entry(endpoint.clone()).or_default() += 1;
-            let app = app.clone();
-            inflight.spawn(async move {
-                if let Err(e) = attempt(&app, &delivery).await {
-                    tracing::error!(delivery = delivery.id, error = %e, "webhook attempt not recorded");
-                }
-                delivery.endpoint
-            });
-        }
+        let claimed = outbox::claim(&app.store, &endpoint, now, lease_until, room as i64).await?;
+        slots.ready.entry(endpoint).or_default().extend(claimed);
     }
     Ok(())
 }
