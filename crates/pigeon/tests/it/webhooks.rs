@@ -1421,6 +1421,36 @@ async fn the_webhook_setting_off_creates_no_deliveries() {
     assert_eq!(got[0].body["text"], "heard");
 }
 
+/// The webhooks of an event are kept in memory for a moment: a change through the API must
+/// still apply to the very next event.
+#[tokio::test]
+async fn a_changed_or_deleted_webhook_applies_to_the_next_event_at_once() {
+    let t = server(|_| {}).await;
+    let (old, new) = (Receiver::start(200).await, Receiver::start(200).await);
+    let (hook, secret) = create_webhook(&t, &old.url("/"), "receive_sms").await;
+    let phone = test_phone(&t).await;
+    inject(&t, phone, NUMBER, "first").await;
+    let a = t
+        .post(&format!("/api/webhook/{hook}/"), &[("url", &new.url("/"))])
+        .await;
+    assert_eq!(a.ok(), &Value::Bool(true), "{}", a.text);
+    inject(&t, phone, NUMBER, "second").await;
+    wait_deliveries(&t, hook, |r| all_with_status(r, 2, "succeeded")).await;
+    let texts = |rx: &Receiver| -> Vec<Value> {
+        verify_all(rx, &t.key, &secret)
+            .into_iter()
+            .map(|v| v.body["text"].clone())
+            .collect()
+    };
+    assert_eq!(texts(&old), ["first"]);
+    assert_eq!(texts(&new), ["second"]);
+    let a = t.delete(&format!("/api/webhook/{hook}/")).await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    inject(&t, phone, NUMBER, "third").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((old.count(), new.count()), (1, 1));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 10. Crash safety with the real binary.
 
