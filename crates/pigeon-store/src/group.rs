@@ -8,8 +8,16 @@
 //! through sqlx would cost a hand-off to its worker thread per statement, which profiles showed
 //! to be half of Pigeon's time under load; here a whole group costs one. There is still one
 //! writer at a time: a group holds sqlx's single writer connection while it runs.
+//!
+//! The fsync is pipelined, as a database server flushes its log: the group connection commits
+//! without syncing (`synchronous=NORMAL`: the WAL is written, not flushed) and goes on with
+//! the next group while a second thread fsyncs the WAL file; the callers of every group
+//! committed before that fsync began hear back when it ends. Other connections may read a
+//! group before it is flushed, but every write that acts on it (a claim before a send, say)
+//! is answered only after a later flush, which covers it too.
 
 use std::any::Any;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use rusqlite::types::ToSql;
@@ -43,12 +51,25 @@ impl std::fmt::Debug for Job {
 impl Committer {
     /// Starts the thread that runs the groups on the writer connection; it ends when the last
     /// handle on the store is dropped.
-    pub(crate) fn start(writer: SqlitePool, conn: Connection) -> Committer {
+    /// With `wal`, the committed groups are answered once that file is flushed (see above);
+    /// without, at once (durability `normal`).
+    pub(crate) fn start(writer: SqlitePool, conn: Connection, wal: Option<PathBuf>) -> Committer {
         let (tx, rx) = mpsc::channel();
         let runtime = Handle::current();
+        let answer = match wal {
+            Some(wal) => {
+                let (flush, flushes) = mpsc::channel();
+                std::thread::Builder::new()
+                    .name("pigeon-wal-flush".into())
+                    .spawn(move || flush_and_answer(&wal, &flushes))
+                    .expect("the WAL flush thread starts");
+                Answer::AfterFlush(flush)
+            }
+            None => Answer::AtOnce,
+        };
         std::thread::Builder::new()
             .name("pigeon-group-commit".into())
-            .spawn(move || run(&runtime, &writer, &conn, &rx))
+            .spawn(move || run(&runtime, &writer, &conn, &rx, &answer))
             .expect("the group commit thread starts");
         Committer(tx)
     }
@@ -73,7 +94,67 @@ impl Committer {
     }
 }
 
-fn run(runtime: &Handle, writer: &SqlitePool, conn: &Connection, jobs: &mpsc::Receiver<Job>) {
+type Outcomes = Vec<(oneshot::Sender<Output>, Output)>;
+
+/// When the callers of a committed group hear back.
+enum Answer {
+    AtOnce,
+    /// Once the WAL file is flushed, by the thread at the other end.
+    AfterFlush(mpsc::Sender<Outcomes>),
+}
+
+impl Answer {
+    fn give(&self, outcomes: Outcomes) {
+        let outcomes = match self {
+            Answer::AtOnce => outcomes,
+            Answer::AfterFlush(flush) => match flush.send(outcomes) {
+                Ok(()) => return,
+                Err(mpsc::SendError(outcomes)) => fail_outcomes(outcomes, "the WAL flush stopped"),
+            },
+        };
+        for (done, result) in outcomes {
+            let _ = done.send(result);
+        }
+    }
+}
+
+/// Flushes the WAL once for all the groups committed meanwhile, then answers their callers. A
+/// failed flush fails them all (their data may or may not survive a power cut).
+fn flush_and_answer(wal: &Path, committed: &mpsc::Receiver<Outcomes>) {
+    while let Ok(first) = committed.recv() {
+        let mut batch = vec![first];
+        batch.extend(committed.try_iter());
+        // Opened each time: the flush must reach the file SQLite writes now.
+        let flushed = std::fs::File::open(wal).and_then(|f| f.sync_data());
+        for outcomes in batch {
+            let outcomes = match &flushed {
+                Ok(()) => outcomes,
+                Err(e) => {
+                    tracing::error!(error = %e, "the WAL could not be flushed");
+                    fail_outcomes(outcomes, &format!("the WAL could not be flushed: {e}"))
+                }
+            };
+            for (done, result) in outcomes {
+                let _ = done.send(result);
+            }
+        }
+    }
+}
+
+fn fail_outcomes(outcomes: Outcomes, message: &str) -> Outcomes {
+    outcomes
+        .into_iter()
+        .map(|(done, _)| (done, Err(StoreError::Group(message.to_string()))))
+        .collect()
+}
+
+fn run(
+    runtime: &Handle,
+    writer: &SqlitePool,
+    conn: &Connection,
+    jobs: &mpsc::Receiver<Job>,
+    answer: &Answer,
+) {
     // Dropping a pooled connection may spawn a task.
     let _context = runtime.enter();
     while let Ok(first) = jobs.recv() {
@@ -88,9 +169,7 @@ fn run(runtime: &Handle, writer: &SqlitePool, conn: &Connection, jobs: &mpsc::Re
                 Ok(_) => commit(conn, group),
                 Err(e) => fail_all(group, &e.to_string()),
             };
-            for (done, result) in outcomes {
-                let _ = done.send(result);
-            }
+            answer.give(outcomes);
             groups += 1;
             if groups < GROUPS_PER_TURN {
                 next = jobs.try_recv().ok();
@@ -115,7 +194,7 @@ fn gather(first: Job, jobs: &mpsc::Receiver<Job>) -> Vec<Job> {
 }
 
 /// One transaction for the group, each job in a savepoint of its own; every job's outcome.
-fn commit(conn: &Connection, group: Vec<Job>) -> Vec<(oneshot::Sender<Output>, Output)> {
+fn commit(conn: &Connection, group: Vec<Job>) -> Outcomes {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return fail_all(group, &e.to_string());
     }
@@ -147,7 +226,7 @@ fn savepoint(conn: &Connection, work: Work) -> Output {
     result
 }
 
-fn fail_all(group: Vec<Job>, message: &str) -> Vec<(oneshot::Sender<Output>, Output)> {
+fn fail_all(group: Vec<Job>, message: &str) -> Outcomes {
     group
         .into_iter()
         .map(|job| (job.done, Err(StoreError::Group(message.to_string()))))
@@ -266,6 +345,27 @@ mod tests {
             .await
             .expect("direct write");
         assert_eq!(insert(store.clone(), 1001).await.expect("grouped"), 1001);
+    }
+
+    #[tokio::test]
+    async fn a_write_is_answered_with_success_only_once_the_wal_is_flushed() {
+        let (dir, store) = store().await;
+        let conn = Connection::open(dir.path().join("g.db")).expect("open");
+        // A WAL that cannot be flushed: the write is committed, but not acknowledged.
+        let committer = Committer::start(
+            store.w().clone(),
+            conn,
+            Some(dir.path().join("no-such-wal")),
+        );
+        let answer = committer
+            .write(|conn| execute(conn, "INSERT INTO t (n) VALUES (1)", &[]))
+            .await;
+        assert!(
+            matches!(&answer, Err(StoreError::Group(m)) if m.contains("could not be flushed")),
+            "{answer:?}"
+        );
+        // The store's own committer flushes the real WAL.
+        assert_eq!(insert(store.clone(), 2).await.expect("flushed"), 2);
     }
 
     #[tokio::test]

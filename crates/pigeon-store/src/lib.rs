@@ -1,13 +1,15 @@
 //! All of Pigeon's SQL. One repository module per aggregate; callers see plain row structs and
 //! never write SQL themselves.
 //!
-//! SQLite runs in WAL mode with `synchronous=FULL` (a success answer means the data is on disk)
-//! behind one writer connection, so writers queue in the application instead of meeting
-//! `SQLITE_BUSY`, and a pool of readers. The writes of the hot paths (accepting, dispatching,
-//! recording sends and reports, webhook attempts) go through group commit: those queued at the
-//! same moment share one transaction and one fsync. SQL sticks to the dialect PostgreSQL shares (`$n`
-//! placeholders, `RETURNING`, `ON CONFLICT`).
+//! SQLite runs in WAL mode, durable by default (a success answer means the data is on disk:
+//! `synchronous=FULL`, or the group committer's own flush), behind one writer connection, so
+//! writers queue in the application instead of meeting `SQLITE_BUSY`, and a pool of readers.
+//! The writes of the hot paths (accepting, dispatching, recording sends and reports, webhook
+//! attempts) go through group commit: those queued at the same moment share one transaction
+//! and one fsync, which runs beside the next group. SQL sticks to the dialect PostgreSQL shares
+//! (`$n` placeholders, `RETURNING`, `ON CONFLICT`).
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -153,13 +155,13 @@ impl Store {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        let group_conn = group_connection(&options, durability)?;
+        let (group_conn, wal) = group_connection(&options, durability)?;
         let reader = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let group = group::Committer::start(writer.clone(), group_conn);
+        let group = group::Committer::start(writer.clone(), group_conn, wal);
         Ok(Store {
             writer,
             reader,
@@ -304,22 +306,27 @@ impl Store {
     }
 }
 
-/// The group committer's own connection to the database sqlx opened, set up as sqlx's writer.
+/// The group committer's own connection to the database sqlx opened, and the WAL file it
+/// flushes itself with durability `full`.
 fn group_connection(
     options: &SqliteConnectOptions,
     durability: Durability,
-) -> Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(options.get_filename())?;
-    let synchronous = match durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
-    ))?;
+) -> Result<(rusqlite::Connection, Option<PathBuf>)> {
+    let path = options.get_filename();
+    let conn = rusqlite::Connection::open(path)?;
+    // Its commits only write the WAL; with durability `full` the group committer flushes it
+    // (see `group`).
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
+    let wal = (durability == Durability::Full).then(|| {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        PathBuf::from(wal)
+    });
+    Ok((conn, wal))
 }
 
 /// `NotFound` when a statement touched no row.
