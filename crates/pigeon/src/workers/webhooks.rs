@@ -40,9 +40,9 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => break,
             Some(done) = slots.inflight.join_next(), if !slots.inflight.is_empty() => {
-                slots.release(done);
+                slots.release(&app, done);
                 while let Some(done) = slots.inflight.try_join_next() {
-                    slots.release(done);
+                    slots.release(&app, done);
                 }
                 slots.start(&app);
             }
@@ -53,8 +53,9 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     // Attempts under way finish (each is bounded by the request timeout); those claimed ahead
     // are taken back when the server starts again.
     while let Some(done) = slots.inflight.join_next().await {
-        slots.release(done);
+        slots.release(&app, done);
     }
+    while slots.recording.join_next().await.is_some() {}
 }
 
 /// Deliveries claimed ahead per endpoint, as a multiple of its concurrency: a claim costs a
@@ -62,20 +63,36 @@ pub async fn run(app: AppState, stop: CancellationToken) {
 /// the last of them starts well within its lease even against a receiver that times out.
 const CLAIM_AHEAD: usize = 4;
 
-/// The attempts under way, and the deliveries claimed for each endpoint and not started yet.
+/// The requests under way, the attempts being recorded, and the deliveries claimed for each
+/// endpoint and not started yet. An endpoint's slot is free again once it has answered: the
+/// record of the attempt does not hold it.
 #[derive(Default)]
 struct Slots {
-    inflight: JoinSet<String>,
+    inflight: JoinSet<Requested>,
     busy: HashMap<String, usize>,
     ready: HashMap<String, VecDeque<Delivery>>,
+    recording: JoinSet<()>,
 }
 
+/// A request that ended: its delivery, and the attempt to record (none if it could not be made).
+type Requested = (Delivery, Option<Attempt>);
+
 impl Slots {
-    fn release(&mut self, done: Result<String, tokio::task::JoinError>) {
-        if let Ok(endpoint) = done
-            && let Some(n) = self.busy.get_mut(&endpoint)
-        {
+    fn release(&mut self, app: &AppState, done: Result<Requested, tokio::task::JoinError>) {
+        while self.recording.try_join_next().is_some() {}
+        let Ok((delivery, attempt)) = done else {
+            return;
+        };
+        if let Some(n) = self.busy.get_mut(&delivery.endpoint) {
             *n = n.saturating_sub(1);
+        }
+        if let Some(attempt) = attempt {
+            let app = app.clone();
+            self.recording.spawn(async move {
+                if let Err(e) = record(&app, &delivery, attempt).await {
+                    tracing::error!(delivery = delivery.id, error = %e, "webhook attempt not recorded");
+                }
+            });
         }
     }
 
@@ -92,10 +109,13 @@ impl Slots {
                 *busy += 1;
                 let app = app.clone();
                 self.inflight.spawn(async move {
-                    if let Err(e) = attempt(&app, &delivery).await {
-                        tracing::error!(delivery = delivery.id, error = %e, "webhook attempt not recorded");
+                    match request(&app, &delivery).await {
+                        Ok(attempt) => (delivery, Some(attempt)),
+                        Err(e) => {
+                            tracing::error!(delivery = delivery.id, error = %e, "webhook attempt not made");
+                            (delivery, None)
+                        }
                     }
-                    delivery.endpoint
                 });
             }
         }
@@ -133,8 +153,8 @@ struct Answer {
     permanent: bool,
 }
 
-/// One attempt of one delivery, recorded with its outcome.
-pub async fn attempt(app: &App, d: &Delivery) -> Result<(), ServiceError> {
+/// One attempt of one delivery: the request, and the outcome it leads to.
+async fn request(app: &App, d: &Delivery) -> Result<Attempt, ServiceError> {
     let started = Instant::now();
     let at = Ts::now();
     let answer = post(app, d, at).await?;
@@ -147,14 +167,18 @@ pub async fn attempt(app: &App, d: &Delivery) -> Result<(), ServiceError> {
     } else {
         Outcome::Retry(next_attempt(app, d.attempts, &answer))
     };
-    let attempt = Attempt {
+    Ok(Attempt {
         at,
         status_code: answer.status.map(i64::from),
         duration_ms,
         response_body: answer.body,
         error: answer.error,
         outcome,
-    };
+    })
+}
+
+/// Records an attempt with its outcome.
+async fn record(app: &App, d: &Delivery, attempt: Attempt) -> Result<(), ServiceError> {
     let disable_after = app.config.webhook_disable_after_secs as i64 * 1000;
     if outbox::record(&app.store, d, attempt, disable_after).await? {
         // New events stop going to it at once.
