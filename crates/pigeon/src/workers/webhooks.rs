@@ -10,7 +10,7 @@ use pigeon_channels::http_client;
 use pigeon_core::time::Ts;
 use pigeon_core::{retry, signature};
 use pigeon_store::outbox::{self, Attempt, Delivery, Outcome};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, AppState};
@@ -29,14 +29,18 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         tracing::error!(error = %e, "interrupted webhook deliveries could not be requeued");
     }
     let mut slots = Slots::default();
+    // The claim runs as a task of its own, so that the endpoints' slots are refilled from what
+    // was claimed ahead while it waits on the database.
+    let mut claiming: Option<JoinHandle<Result<Claimed, ServiceError>>> = None;
+    let mut claim_again = true;
     loop {
         if stop.is_cancelled() {
             break;
         }
-        if let Err(e) = claim_due(&app, &mut slots).await {
-            tracing::error!(error = %e, "webhook deliveries could not be claimed");
+        if claim_again && claiming.is_none() {
+            claim_again = false;
+            claiming = Some(tokio::spawn(claim_due(app.clone(), slots.held())));
         }
-        slots.start(&app);
         tokio::select! {
             _ = stop.cancelled() => break,
             Some(done) = slots.inflight.join_next(), if !slots.inflight.is_empty() => {
@@ -45,10 +49,29 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                     slots.release(&app, done);
                 }
                 slots.start(&app);
+                claim_again = true;
             }
-            _ = app.wake.notified() => {}
-            _ = tokio::time::sleep(tick) => {}
+            claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                claiming = None;
+                match claimed {
+                    Ok(Ok(claimed)) => {
+                        claim_again = !claimed.is_empty();
+                        for (endpoint, deliveries) in claimed {
+                            slots.ready.entry(endpoint).or_default().extend(deliveries);
+                        }
+                        slots.start(&app);
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "webhook deliveries could not be claimed"),
+                    Err(e) => tracing::error!(error = %e, "the webhook claim stopped"),
+                }
+            }
+            _ = app.wake.notified() => claim_again = true,
+            _ = tokio::time::sleep(tick) => claim_again = true,
         }
+    }
+    // What a claim under way takes is never started: taken back when the server starts again.
+    if let Some(claiming) = claiming {
+        let _ = claiming.await;
     }
     // Attempts under way finish (each is bounded by the request timeout); those claimed ahead
     // are taken back when the server starts again.
@@ -96,6 +119,15 @@ impl Slots {
         }
     }
 
+    /// Deliveries each endpoint holds: under way or claimed ahead.
+    fn held(&self) -> HashMap<String, usize> {
+        let mut held = self.busy.clone();
+        for (endpoint, ready) in &self.ready {
+            *held.entry(endpoint.clone()).or_default() += ready.len();
+        }
+        held
+    }
+
     /// Starts claimed deliveries while their endpoint and the worker have room.
     fn start(&mut self, app: &AppState) {
         let per_endpoint = app.config.webhook_endpoint_concurrency.max(1);
@@ -124,22 +156,29 @@ impl Slots {
 }
 
 /// Tops up each due endpoint's claimed deliveries.
-async fn claim_due(app: &AppState, slots: &mut Slots) -> Result<(), ServiceError> {
+/// Deliveries claimed, by endpoint.
+type Claimed = Vec<(String, Vec<Delivery>)>;
+
+/// Tops up each due endpoint's claimed deliveries, given how many each holds already.
+async fn claim_due(app: AppState, held: HashMap<String, usize>) -> Result<Claimed, ServiceError> {
     let now = Ts::now();
     let ahead = app.config.webhook_endpoint_concurrency.max(1) * CLAIM_AHEAD;
+    let mut claimed = Vec::new();
     for endpoint in outbox::due_endpoints(&app.store, now).await? {
-        let ready = slots.ready.get(&endpoint).map_or(0, VecDeque::len);
-        let busy = slots.busy.get(&endpoint).copied().unwrap_or(0);
-        let room = ahead.saturating_sub(ready + busy);
+        let held = held.get(&endpoint).copied().unwrap_or(0);
+        let room = ahead.saturating_sub(held);
         // Topped up by a quarter at least, so that claims stay large.
-        if room == 0 || (ready + busy > 0 && room * 4 < ahead) {
+        if room == 0 || (held > 0 && room * 4 < ahead) {
             continue;
         }
         let lease_until = Ts(now.0 + LEASE_MS);
-        let claimed = outbox::claim(&app.store, &endpoint, now, lease_until, room as i64).await?;
-        slots.ready.entry(endpoint).or_default().extend(claimed);
+        let deliveries =
+            outbox::claim(&app.store, &endpoint, now, lease_until, room as i64).await?;
+        if !deliveries.is_empty() {
+            claimed.push((endpoint, deliveries));
+        }
     }
-    Ok(())
+    Ok(claimed)
 }
 
 /// What the endpoint answered.
