@@ -50,9 +50,8 @@ impl std::fmt::Debug for Job {
 
 impl Committer {
     /// Starts the thread that runs the groups on the writer connection; it ends when the last
-    /// handle on the store is dropped.
-    /// With `wal`, the committed groups are answered once that file is flushed (see above);
-    /// without, at once (durability `normal`).
+    /// handle on the store is dropped. With `wal`, the committed groups are answered once that
+    /// file is flushed (see above); without, at once (durability `normal`).
     pub(crate) fn start(writer: SqlitePool, conn: Connection, wal: Option<PathBuf>) -> Committer {
         let (tx, rx) = mpsc::channel();
         let runtime = Handle::current();
