@@ -29,6 +29,29 @@ pub fn require_loopback(host: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Serves `app` on `listen` (a loopback address) until `duration` has passed or Ctrl-C; `name`
+/// is the tool's, for the line saying where it listens.
+pub async fn serve_for(
+    name: &str,
+    listen: &str,
+    app: axum::Router,
+    duration: std::time::Duration,
+) -> anyhow::Result<()> {
+    require_loopback(listen.rsplit_once(':').map_or("", |(h, _)| h))?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    eprintln!("{name} listening on {}", listener.local_addr()?);
+    let stop = async move {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await?;
+    Ok(())
+}
+
 /// A text with `{n}` placeholders, split once so that rendering is a few copies.
 #[derive(Debug, Clone)]
 pub struct Template {

@@ -87,6 +87,27 @@ pub(crate) fn base_url(
     Ok(base.to_string())
 }
 
+/// A channel's context for unit tests: phone 1, reports sent to `status_callback_url`.
+#[cfg(test)]
+pub(crate) fn test_context(status_callback_url: &str) -> crate::Context {
+    crate::Context {
+        phone_id: 1,
+        data_dir: std::env::temp_dir(),
+        status_callback_url: status_callback_url.into(),
+        events: tokio::sync::mpsc::channel(1).0,
+        http: crate::loopback_client().expect("client"),
+    }
+}
+
+/// Query or form parameters as a callback's parser receives them (for the channels' tests).
+#[cfg(test)]
+pub(crate) fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The field a configuration was refused for, if it was (for the channels' tests).
 #[cfg(test)]
 pub(crate) fn failing_field<T>(result: Result<T, ConfigError>) -> Option<String> {

@@ -281,19 +281,12 @@ fn http_url(field: &str, text: &str) -> Result<Url, ConfigError> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use tokio::sync::mpsc;
 
     use super::*;
-    use crate::data::failing_field;
+    use crate::data::{failing_field, params, test_context};
 
     fn context() -> Context {
-        Context {
-            phone_id: 1,
-            data_dir: std::env::temp_dir(),
-            status_callback_url: "http://pigeon.test/callback/status/kannel/?api_key=k".into(),
-            events: mpsc::channel(1).0,
-            http: crate::loopback_client().expect("client"),
-        }
+        test_context("http://pigeon.test/callback/status/kannel/?api_key=k")
     }
 
     fn open(data: Value) -> Result<Kannel, ConfigError> {
@@ -379,13 +372,6 @@ mod tests {
             dlr_url_for("http://p/cb?", "u1"),
             "http://p/cb?sms_uid=u1&type=%d"
         );
-    }
-
-    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

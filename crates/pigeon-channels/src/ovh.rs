@@ -715,19 +715,12 @@ pub fn parse_status(params: &[(String, String)]) -> Option<(String, Report)> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use tokio::sync::mpsc;
 
     use super::*;
-    use crate::data::failing_field;
+    use crate::data::{failing_field, params, test_context};
 
     fn context() -> Context {
-        Context {
-            phone_id: 1,
-            data_dir: std::env::temp_dir(),
-            status_callback_url: "http://pigeon.test/callback/status/ovh_shortcode/1".into(),
-            events: mpsc::channel(1).0,
-            http: crate::loopback_client().expect("client"),
-        }
+        test_context("http://pigeon.test/callback/status/ovh_shortcode/1")
     }
 
     fn map(data: Value) -> Map<String, Value> {
@@ -947,13 +940,6 @@ mod tests {
         assert_eq!(ovh_time("2024-01-15T10:20:30"), Ts(1_705_310_430_000));
         let before = Ts::now();
         assert!(ovh_time("yesterday-ish") >= before);
-    }
-
-    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

@@ -282,22 +282,15 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use tokio::sync::mpsc;
 
     use super::*;
     use crate::data::bad;
-    use crate::data::failing_field;
+    use crate::data::{failing_field, params, test_context};
 
     const CALLBACK: &str = "http://pigeon.test/callback/status/reach/1?api_key=pigeon-key";
 
     fn context() -> Context {
-        Context {
-            phone_id: 1,
-            data_dir: std::env::temp_dir(),
-            status_callback_url: CALLBACK.into(),
-            events: mpsc::channel(1).0,
-            http: crate::loopback_client().expect("client"),
-        }
+        test_context(CALLBACK)
     }
 
     fn open(data: Value) -> Result<Reach, ConfigError> {
@@ -364,13 +357,6 @@ mod tests {
             data[field] = value;
             assert_eq!(failing_field(open(data)).as_deref(), Some(field));
         }
-    }
-
-    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

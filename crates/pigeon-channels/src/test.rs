@@ -236,13 +236,7 @@ pub fn parse_reception(params: &[(String, String)]) -> Result<Inbound, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::data::params;
 
     #[test]
     fn status_maps_raspisms_values() {

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use clap::Parser;
-use pigeon_bench::require_loopback;
+use pigeon_bench::serve_for;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,21 +42,10 @@ async fn answer(State(count): State<Arc<AtomicU64>>, body: Bytes) -> impl IntoRe
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let host = args.listen.rsplit_once(':').map_or("", |(h, _)| h);
-    require_loopback(host)?;
     let count = Arc::new(AtomicU64::new(0));
     let app = Router::new().fallback(answer).with_state(count.clone());
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-    eprintln!("ceiling-http listening on {}", listener.local_addr()?);
-    let stop = async move {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(args.duration)) => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await?;
+    let duration = Duration::from_secs(args.duration);
+    serve_for("ceiling-http", &args.listen, app, duration).await?;
     println!(
         "{}",
         serde_json::json!({"tool": "ceiling-http", "answered": count.load(Ordering::Relaxed)})

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{Method, Uri};
 use axum::routing::get;
 use clap::Parser;
-use pigeon_bench::{require_loopback, unix_ms};
+use pigeon_bench::{serve_for, unix_ms};
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
@@ -71,8 +71,6 @@ fn snapshot(counts: &Shared) -> Value {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let host = args.listen.rsplit_once(':').map_or("", |(h, _)| h);
-    require_loopback(host)?;
     let counts: Shared = Arc::default();
     let stats = counts.clone();
     let app = Router::new()
@@ -85,17 +83,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .fallback(hit)
         .with_state(counts.clone());
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-    eprintln!("webhook-sink listening on {}", listener.local_addr()?);
-    let stop = async move {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(args.duration)) => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await?;
+    let duration = Duration::from_secs(args.duration);
+    serve_for("webhook-sink", &args.listen, app, duration).await?;
     println!("{}", snapshot(&counts));
     Ok(())
 }

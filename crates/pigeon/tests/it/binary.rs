@@ -85,3 +85,20 @@ pub async fn wait_until_up(client: &reqwest::Client, base: &str, child: &mut Chi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Stops the server with SIGTERM and checks it exits cleanly within `within`.
+pub async fn stop_cleanly(child: &mut Child, dir: &Path, within: Duration) {
+    let pid = child.id().expect("pid").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = tokio::time::timeout(within, child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("no stop within {within:?} of SIGTERM{}", logs(dir)))
+        .expect("wait");
+    assert!(status.success(), "exit {status}{}", logs(dir));
+}

@@ -18,7 +18,7 @@ use pigeon_core::time::Ts;
 use pigeon_store::messages::{self, Message};
 use pigeon_store::{Page, Store, phones, queue, stats, users};
 
-use crate::binary::{logs, read_api_key, spawn, wait_until_up};
+use crate::binary::{logs, read_api_key, spawn, stop_cleanly, wait_until_up};
 use crate::helpers::{Answer, answer};
 
 /// Short leases and ticks, so the restart picks the interrupted sends up at once.
@@ -335,19 +335,7 @@ async fn a_server_killed_mid_send_resumes_without_losing_or_repeating_messages()
     assert_eq!(loaded.len(), MESSAGES);
 
     // 7. A clean stop.
-    let pid = second.id().expect("pid").to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(10), second.wait())
-        .await
-        .unwrap_or_else(|_| panic!("no stop within 10 s of SIGTERM{}", logs(dir)))
-        .expect("wait");
-    assert!(status.success(), "exit {status}{}", logs(dir));
+    stop_cleanly(&mut second, dir, Duration::from_secs(10)).await;
     store.close().await;
     eprintln!(
         "crash: whole test {:?} (kill after {:?}, restart to done {finished_in:?})",

@@ -26,7 +26,7 @@ use pigeon_channels::simulator::{self, SimulatedSend};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::binary::{logs, read_api_key, spawn, wait_until_up};
+use crate::binary::{logs, read_api_key, spawn, stop_cleanly, wait_until_up};
 use crate::helpers::sql_at;
 
 /// How much load, and when to kill.
@@ -600,19 +600,7 @@ async fn run(load: Load) {
     let drain_done = restarted_at.elapsed();
 
     // A clean stop, so the database and the simulator's log are read at rest.
-    let pid = second.id().expect("pid").to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(30), second.wait())
-        .await
-        .unwrap_or_else(|_| panic!("no stop within 30 s of SIGTERM{}", logs(dir)))
-        .expect("wait");
-    assert!(status.success(), "exit {status}{}", logs(dir));
+    stop_cleanly(&mut second, dir, Duration::from_secs(30)).await;
 
     // 6. The checks. Every failure is collected, so one run gives all the evidence.
     let rows = rows(&db).await;

@@ -338,72 +338,46 @@ async fn bad_credentials_get_ovh_errors() {
     let c = creds(&t).await;
     let url = t.url("/1.0/sms");
     let target = "/1.0/sms";
-
-    let unknown = Creds {
-        ak: "NotAnApplicationKey".into(),
-        ..c.clone()
+    // `GET /sms` signed with `creds` at `time`, with the headers `drop` leaves out.
+    let signed_get = |creds: Creds, time: i64, drop: &'static str| {
+        let headers: Vec<_> = signed_headers(&creds, "GET", &url, "", time)
+            .into_iter()
+            .filter(|(name, _)| *name != drop)
+            .collect();
+        let t = &t;
+        async move { raw(t, "GET", target, None, &headers).await }
     };
-    raw(
-        &t,
-        "GET",
-        target,
-        None,
-        &signed_headers(&unknown, "GET", &url, "", now()),
-    )
-    .await
-    .error(403, "Invalid application key", Some("INVALID_KEY"));
+    let with = |change: fn(&mut Creds)| {
+        let mut changed = c.clone();
+        change(&mut changed);
+        changed
+    };
 
-    let no_ak: Vec<_> = signed_headers(&c, "GET", &url, "", now())
-        .into_iter()
-        .filter(|(name, _)| *name != "X-Ovh-Application")
-        .collect();
-    raw(&t, "GET", target, None, &no_ak).await.error(
-        403,
-        "This call has not been granted",
-        Some("NOT_GRANTED_CALL"),
-    );
-
-    let no_ck: Vec<_> = signed_headers(&c, "GET", &url, "", now())
-        .into_iter()
-        .filter(|(name, _)| *name != "X-Ovh-Consumer")
-        .collect();
-    raw(&t, "GET", target, None, &no_ck).await.error(
+    signed_get(with(|c| c.ak = "NotAnApplicationKey".into()), now(), "")
+        .await
+        .error(403, "Invalid application key", Some("INVALID_KEY"));
+    signed_get(c.clone(), now(), "X-Ovh-Application")
+        .await
+        .error(
+            403,
+            "This call has not been granted",
+            Some("NOT_GRANTED_CALL"),
+        );
+    signed_get(c.clone(), now(), "X-Ovh-Consumer").await.error(
         403,
         "This credential does not exist",
         Some("INVALID_CREDENTIAL"),
     );
-
-    let unknown_ck = Creds {
-        ck: "NotAConsumerKey".into(),
-        ..c.clone()
-    };
-    raw(
-        &t,
-        "GET",
-        target,
-        None,
-        &signed_headers(&unknown_ck, "GET", &url, "", now()),
-    )
-    .await
-    .error(
-        403,
-        "This credential does not exist",
-        Some("INVALID_CREDENTIAL"),
-    );
-
-    let wrong_secret = Creds {
-        secret: "not-the-secret".into(),
-        ..c.clone()
-    };
-    raw(
-        &t,
-        "GET",
-        target,
-        None,
-        &signed_headers(&wrong_secret, "GET", &url, "", now()),
-    )
-    .await
-    .error(403, "Invalid signature", Some("INVALID_CREDENTIAL"));
+    signed_get(with(|c| c.ck = "NotAConsumerKey".into()), now(), "")
+        .await
+        .error(
+            403,
+            "This credential does not exist",
+            Some("INVALID_CREDENTIAL"),
+        );
+    signed_get(with(|c| c.secret = "not-the-secret".into()), now(), "")
+        .await
+        .error(403, "Invalid signature", Some("INVALID_CREDENTIAL"));
 
     // Bob's consumer key with Alice's application (signed with Alice's secret, or with Bob's).
     let b = bob(&t).await;
@@ -413,39 +387,17 @@ async fn bad_credentials_get_ovh_errors() {
             secret: secret.clone(),
             ck: b.ck.clone(),
         };
-        raw(
-            &t,
-            "GET",
-            target,
-            None,
-            &signed_headers(&mixed, "GET", &url, "", now()),
-        )
-        .await
-        .error(403, "", Some("INVALID_CREDENTIAL"));
+        signed_get(mixed, now(), "")
+            .await
+            .error(403, "", Some("INVALID_CREDENTIAL"));
     }
 
-    // A correctly signed request an hour old.
-    let stale = now() - 3600;
-    raw(
-        &t,
-        "GET",
-        target,
-        None,
-        &signed_headers(&c, "GET", &url, "", stale),
-    )
-    .await
-    .error(400, "Query out of time", None);
-    // An hour ahead too.
-    let ahead = now() + 3600;
-    raw(
-        &t,
-        "GET",
-        target,
-        None,
-        &signed_headers(&c, "GET", &url, "", ahead),
-    )
-    .await
-    .error(400, "Query out of time", None);
+    // A correctly signed request an hour old, and one an hour ahead.
+    for time in [now() - 3600, now() + 3600] {
+        signed_get(c.clone(), time, "")
+            .await
+            .error(400, "Query out of time", None);
+    }
 
     // The body is signed: another body than the one signed is refused, and changes nothing.
     let account = p("");
