@@ -3,6 +3,7 @@
 
 mod agent;
 mod astandes;
+mod astandes_seed;
 mod binary;
 mod callbacks;
 mod cli;
