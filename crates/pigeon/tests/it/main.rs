@@ -30,4 +30,5 @@ mod reach;
 mod reach_channel;
 mod reach_client;
 mod sending;
+mod webhook_receiver;
 mod webhooks;
