@@ -1,12 +1,10 @@
 //! Webhooks end to end (issue 4), with the workers running and time shrunk by configuration:
-//! a receiver on 127.0.0.1:0 (`webhook_receiver`) that records every request and can switch its answer mid-test
-//! checks both signatures of everything Pigeon sends — RaspiSMS's (lowercase hex HMAC-SHA256 of
-//! `webhook_random_id` keyed with the API key, written here from the seed alone) and Standard
-//! Webhooks' (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` keyed with the decoded
-//! `whsec_` secret) — and the exact body of each of the five types. Then the engine: retries on
-//! the schedule, 429 / `Retry-After` and timeouts, redirects not followed, disabling, redelivery,
-//! the SSRF guard, a hanging endpoint that does not slow another, the `webhook` setting, and a
-//! SIGKILL of the real server with undelivered events.
+//! a receiver on 127.0.0.1:0 (`webhook_receiver`) that records every request and can switch
+//! its answer mid-test checks both signatures of everything Pigeon sends and the exact body of
+//! each of the five types. Then the engine: retries on the schedule, 429 / `Retry-After` and
+//! timeouts, redirects not followed, disabling, redelivery, the SSRF guard, a hanging endpoint
+//! that does not slow another, the `webhook` setting, and a SIGKILL of the real server with
+//! undelivered events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
