@@ -151,11 +151,19 @@ pub fn endpoint_of_url(url: &str) -> String {
     format!("url:{}", host.to_ascii_lowercase())
 }
 
-/// Endpoints with deliveries due now (deliveries of disabled webhooks wait).
+/// Endpoints with deliveries due now (deliveries of disabled webhooks wait). The endpoints with
+/// pending deliveries are found by skipping along the index from one to the next, so a long
+/// backlog costs no more than a short one.
 pub async fn due_endpoints(store: &Store, now: Ts) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT DISTINCT d.endpoint FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.disabled_at IS NULL",
+        "WITH RECURSIVE pending(endpoint) AS ( \
+           SELECT (SELECT MIN(endpoint) FROM deliveries WHERE status = 'pending') \
+           UNION ALL SELECT (SELECT MIN(endpoint) FROM deliveries WHERE status = 'pending' AND endpoint > p.endpoint) \
+           FROM pending p WHERE p.endpoint IS NOT NULL) \
+         SELECT p.endpoint FROM pending p WHERE p.endpoint IS NOT NULL AND EXISTS ( \
+           SELECT 1 FROM deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id \
+           WHERE d.status = 'pending' AND d.endpoint = p.endpoint AND d.next_attempt_at <= $1 \
+           AND w.disabled_at IS NULL)",
     )
     .bind(now.0)
     .fetch_all(store.r())
@@ -365,4 +373,76 @@ pub async fn redeliver_failed(
     .execute(store.w())
     .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn delivery(user_id: i64, webhook_id: Option<i64>, endpoint: &str) -> NewDelivery {
+        NewDelivery {
+            user_id,
+            webhook_id,
+            endpoint: endpoint.into(),
+            secret_sealed: String::new(),
+            kind: "test".into(),
+            url: "http://127.0.0.1:9/".into(),
+            content_type: "application/json".into(),
+            body: "{}".into(),
+            event_id: "evt".into(),
+            headers: None,
+            method: "POST",
+        }
+    }
+
+    /// Endpoints with a delivery due are found however many pending deliveries there are;
+    /// one whose deliveries are all later, done, or of a disabled webhook is not.
+    #[tokio::test]
+    async fn due_endpoints_are_those_with_a_delivery_due_now() {
+        let (_dir, store) = testing::store().await;
+        let user = testing::user(&store, "a@x").await;
+        let live = crate::webhooks::create(&store, user, "http://127.0.0.1:9/", "t", "s")
+            .await
+            .expect("webhook");
+        let off = crate::webhooks::create(&store, user, "http://127.0.0.1:9/", "t", "s")
+            .await
+            .expect("webhook");
+        let (live_ep, off_ep) = (endpoint_of_webhook(live), endpoint_of_webhook(off));
+        let at = |t: i64, ds: Vec<NewDelivery>| {
+            store.grouped(move |conn: &Connection| insert(conn, &ds, t))
+        };
+        at(100, vec![delivery(user, Some(live), &live_ep); 50])
+            .await
+            .expect("live");
+        at(100, vec![delivery(user, Some(off), &off_ep)])
+            .await
+            .expect("off");
+        at(100, vec![delivery(user, None, "url:b.example")])
+            .await
+            .expect("url b");
+        at(500, vec![delivery(user, None, "url:c.example")])
+            .await
+            .expect("url c, later");
+        at(100, vec![delivery(user, None, "url:d.example")])
+            .await
+            .expect("url d");
+        sqlx::query("UPDATE deliveries SET status = 'succeeded' WHERE endpoint = 'url:d.example'")
+            .execute(store.w())
+            .await
+            .expect("done");
+        sqlx::query("UPDATE webhooks SET disabled_at = 1 WHERE id = $1")
+            .bind(off)
+            .execute(store.w())
+            .await
+            .expect("disable");
+
+        let due = due_endpoints(&store, Ts(200)).await.expect("due");
+        assert_eq!(due, vec!["url:b.example".to_string(), live_ep.clone()]);
+        let due = due_endpoints(&store, Ts(500)).await.expect("due");
+        assert_eq!(
+            due,
+            vec!["url:b.example".to_string(), "url:c.example".into(), live_ep]
+        );
+    }
 }

@@ -44,6 +44,8 @@ pub struct App {
     pub recent_settings: Recent<i64, crate::services::accounts::Settings>,
     /// Where each account's events of each type go (webhooks, signing key), read per event.
     pub recent_targets: Recent<(i64, &'static str), crate::services::events::Targets>,
+    /// Phones' owners (which never change), read per delivery report.
+    pub recent_phone_owners: Recent<i64, i64>,
 }
 
 /// How long an account or its settings may be served from memory: what a change made by the
@@ -94,6 +96,7 @@ impl App {
             recent_users: Recent::new(RECENT_TTL),
             recent_settings: Recent::new(RECENT_TTL),
             recent_targets: Recent::new(RECENT_TTL),
+            recent_phone_owners: Recent::new(RECENT_TTL),
         })
     }
 

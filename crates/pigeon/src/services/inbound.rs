@@ -137,8 +137,8 @@ pub async fn report(
     };
     let user_id = match target {
         ReportTarget::UserAdapter(user, _) => user,
-        ReportTarget::Phone(phone) => match phones::get_any(&app.store, phone).await? {
-            Some(phone) => phone.user_id,
+        ReportTarget::Phone(phone) => match phone_owner(app, phone).await? {
+            Some(user_id) => user_id,
             None => return Ok(None),
         },
     };
@@ -162,6 +162,20 @@ pub async fn report(
     };
 
     Ok(queue::report(&app.store, target, provider_id, &from, to.as_str(), render).await?)
+}
+
+/// A phone's owner: kept for a moment, as a phone's reports come one per message.
+async fn phone_owner(app: &App, phone_id: i64) -> Result<Option<i64>> {
+    if let Some(user_id) = app.recent_phone_owners.get(&phone_id) {
+        return Ok(Some(user_id));
+    }
+    let user_id = phones::get_any(&app.store, phone_id)
+        .await?
+        .map(|p| p.user_id);
+    if let Some(user_id) = user_id {
+        app.recent_phone_owners.put(phone_id, user_id);
+    }
+    Ok(user_id)
 }
 
 /// Records an inbound call a phone reported, firing `inbound_call`.

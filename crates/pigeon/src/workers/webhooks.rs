@@ -49,7 +49,8 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                     slots.release(&app, done);
                 }
                 slots.start(&app);
-                claim_again = true;
+                // Other endpoints are looked for on the tick and on wake-ups.
+                claim_again |= slots.has_room(&app);
             }
             claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
                 claiming = None;
@@ -128,6 +129,14 @@ impl Slots {
         held
     }
 
+    /// Whether an endpoint held has room for a claim (see [`claim_due`]).
+    fn has_room(&self, app: &App) -> bool {
+        let ahead = claim_ahead(app);
+        self.held()
+            .values()
+            .any(|&held| worth_claiming(held, ahead))
+    }
+
     /// Starts claimed deliveries while their endpoint and the worker have room.
     fn start(&mut self, app: &AppState) {
         let per_endpoint = app.config.webhook_endpoint_concurrency.max(1);
@@ -155,22 +164,32 @@ impl Slots {
     }
 }
 
-/// Tops up each due endpoint's claimed deliveries.
+/// How many deliveries an endpoint holds at most.
+fn claim_ahead(app: &App) -> usize {
+    app.config.webhook_endpoint_concurrency.max(1) * CLAIM_AHEAD
+}
+
+/// Whether an endpoint holding `held` deliveries gets more: topped up by a quarter at least,
+/// so that claims stay large.
+fn worth_claiming(held: usize, ahead: usize) -> bool {
+    let room = ahead.saturating_sub(held);
+    room > 0 && (held == 0 || room * 4 >= ahead)
+}
+
 /// Deliveries claimed, by endpoint.
 type Claimed = Vec<(String, Vec<Delivery>)>;
 
 /// Tops up each due endpoint's claimed deliveries, given how many each holds already.
 async fn claim_due(app: AppState, held: HashMap<String, usize>) -> Result<Claimed, ServiceError> {
     let now = Ts::now();
-    let ahead = app.config.webhook_endpoint_concurrency.max(1) * CLAIM_AHEAD;
+    let ahead = claim_ahead(&app);
     let mut claimed = Vec::new();
     for endpoint in outbox::due_endpoints(&app.store, now).await? {
         let held = held.get(&endpoint).copied().unwrap_or(0);
-        let room = ahead.saturating_sub(held);
-        // Topped up by a quarter at least, so that claims stay large.
-        if room == 0 || (held > 0 && room * 4 < ahead) {
+        if !worth_claiming(held, ahead) {
             continue;
         }
+        let room = ahead - held;
         let lease_until = Ts(now.0 + LEASE_MS);
         let deliveries =
             outbox::claim(&app.store, &endpoint, now, lease_until, room as i64).await?;
