@@ -14,7 +14,8 @@
 //! the next group while a second thread fsyncs the WAL file; the callers of every group
 //! committed before that fsync began hear back when it ends. Other connections may read a
 //! group before it is flushed, but every write that acts on it (a claim before a send, say)
-//! is answered only after a later flush, which covers it too.
+//! is answered only after a later flush, which covers it too. A group that changed nothing (a
+//! sweep that found nothing due) is answered in its turn without a flush of its own.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -95,20 +96,29 @@ impl Committer {
 
 type Outcomes = Vec<(oneshot::Sender<Output>, Output)>;
 
+/// A committed group's outcomes, and whether it changed anything (a group that only read, or
+/// found nothing to change, needs no flush of its own).
+struct Committed {
+    outcomes: Outcomes,
+    changed: bool,
+}
+
 /// When the callers of a committed group hear back.
 enum Answer {
     AtOnce,
     /// Once the WAL file is flushed, by the thread at the other end.
-    AfterFlush(mpsc::Sender<Outcomes>),
+    AfterFlush(mpsc::Sender<Committed>),
 }
 
 impl Answer {
-    fn give(&self, outcomes: Outcomes) {
+    fn give(&self, committed: Committed) {
         let outcomes = match self {
-            Answer::AtOnce => outcomes,
-            Answer::AfterFlush(flush) => match flush.send(outcomes) {
+            Answer::AtOnce => committed.outcomes,
+            Answer::AfterFlush(flush) => match flush.send(committed) {
                 Ok(()) => return,
-                Err(mpsc::SendError(outcomes)) => fail_outcomes(outcomes, "the WAL flush stopped"),
+                Err(mpsc::SendError(committed)) => {
+                    fail_outcomes(committed.outcomes, "the WAL flush stopped")
+                }
             },
         };
         for (done, result) in outcomes {
@@ -118,14 +128,20 @@ impl Answer {
 }
 
 /// Flushes the WAL once for all the groups committed meanwhile, then answers their callers. A
-/// failed flush fails them all (their data may or may not survive a power cut).
-fn flush_and_answer(wal: &Path, committed: &mpsc::Receiver<Outcomes>) {
+/// failed flush fails them all (their data may or may not survive a power cut). Groups that
+/// changed nothing are answered without a flush, but still in order: whatever they read was
+/// flushed before them.
+fn flush_and_answer(wal: &Path, committed: &mpsc::Receiver<Committed>) {
     while let Ok(first) = committed.recv() {
         let mut batch = vec![first];
         batch.extend(committed.try_iter());
         // Opened each time: the flush must reach the file SQLite writes now.
-        let flushed = std::fs::File::open(wal).and_then(|f| f.sync_data());
-        for outcomes in batch {
+        let flushed = if batch.iter().any(|c| c.changed) {
+            std::fs::File::open(wal).and_then(|f| f.sync_data())
+        } else {
+            Ok(())
+        };
+        for Committed { outcomes, .. } in batch {
             let outcomes = match &flushed {
                 Ok(()) => outcomes,
                 Err(e) => {
@@ -164,11 +180,14 @@ fn run(
         let mut groups = 0;
         while let Some(first) = next.take() {
             let group = gather(first, jobs);
-            let outcomes = match &writer {
+            let committed = match &writer {
                 Ok(_) => commit(conn, group),
-                Err(e) => fail_all(group, &e.to_string()),
+                Err(e) => Committed {
+                    outcomes: fail_all(group, &e.to_string()),
+                    changed: false,
+                },
             };
-            answer.give(outcomes);
+            answer.give(committed);
             groups += 1;
             if groups < GROUPS_PER_TURN {
                 next = jobs.try_recv().ok();
@@ -193,9 +212,13 @@ fn gather(first: Job, jobs: &mpsc::Receiver<Job>) -> Vec<Job> {
 }
 
 /// One transaction for the group, each job in a savepoint of its own; every job's outcome.
-fn commit(conn: &Connection, group: Vec<Job>) -> Outcomes {
+fn commit(conn: &Connection, group: Vec<Job>) -> Committed {
+    let changes_before = conn.total_changes();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        return fail_all(group, &e.to_string());
+        return Committed {
+            outcomes: fail_all(group, &e.to_string()),
+            changed: false,
+        };
     }
     let mut outcomes: Vec<_> = group
         .into_iter()
@@ -208,20 +231,22 @@ fn commit(conn: &Connection, group: Vec<Job>) -> Outcomes {
             outcome.1 = Err(StoreError::Group(message.clone()));
         }
     }
-    outcomes
+    Committed {
+        outcomes,
+        changed: conn.total_changes() != changes_before,
+    }
 }
 
 fn savepoint(conn: &Connection, work: Work) -> Output {
-    conn.execute_batch("SAVEPOINT job")?;
+    // Prepared once: a statement parsed per job would cost as much as a small write.
+    conn.prepare_cached("SAVEPOINT job")?.raw_execute()?;
     // A write that panics fails alone instead of taking the committer down.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
         .unwrap_or_else(|_| Err(StoreError::Group("the write panicked".into())));
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    conn.execute_batch(end)?;
+    if result.is_err() {
+        conn.prepare_cached("ROLLBACK TO job")?.raw_execute()?;
+    }
+    conn.prepare_cached("RELEASE job")?.raw_execute()?;
     result
 }
 
@@ -347,7 +372,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_write_is_answered_with_success_only_once_the_wal_is_flushed() {
+    async fn a_write_is_answered_with_success_only_once_the_wal_is_flushed_and_a_read_at_once() {
         let (dir, store) = store().await;
         let conn = Connection::open(dir.path().join("g.db")).expect("open");
         // A WAL that cannot be flushed: the write is committed, but not acknowledged.
@@ -363,6 +388,14 @@ mod tests {
             matches!(&answer, Err(StoreError::Group(m)) if m.contains("could not be flushed")),
             "{answer:?}"
         );
+        // A group that changes nothing needs no flush of its own.
+        let read = committer
+            .write(|conn| {
+                execute(conn, "UPDATE t SET n = n WHERE n < 0", &[])?;
+                row(conn, "SELECT COUNT(*) FROM t", &[], |r| r.get::<_, i64>(0))
+            })
+            .await;
+        assert_eq!(read.expect("answered without a flush"), Some(1));
         // The store's own committer flushes the real WAL.
         assert_eq!(insert(store.clone(), 2).await.expect("flushed"), 2);
     }
