@@ -39,8 +39,15 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
     if let Err(e) = queue::reap(&app.store, Ts(i64::MAX)).await {
         tracing::error!(error = %e, "interrupted sends could not be requeued");
     }
+    let mut last_maintenance: Option<Instant> = None;
     loop {
-        let busy = match step(&app).await {
+        if last_maintenance.is_none_or(|at| at.elapsed() >= tick) {
+            last_maintenance = Some(Instant::now());
+            if let Err(e) = maintain(&app).await {
+                tracing::error!(error = %e, "queue maintenance failed");
+            }
+        }
+        let busy = match advance(&app).await {
             Ok(busy) => busy,
             Err(e) => {
                 tracing::error!(error = %e, "worker step failed");
@@ -71,22 +78,49 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
     phones.stop_all();
 }
 
-/// One pass of the scheduler, the router and the queue maintenance; whether it dispatched or
+/// One pass of the queue maintenance, the scheduler and the router; whether it dispatched or
 /// routed anything.
 pub async fn step(app: &App) -> Result<bool, ServiceError> {
+    maintain(app).await?;
+    advance(app).await
+}
+
+/// Leases run out, scheduled messages due, validity passed, quotas renewed: none is urgent,
+/// so the loop runs this once per tick, not on every pass. The four are independent of one
+/// another: their writes share a group commit.
+async fn maintain(app: &App) -> Result<(), ServiceError> {
     let now = Ts::now();
-    queue::reap(&app.store, now).await?;
-    let releasing = queue::releasing_notified(&app.store, now).await?;
-    queue::release(&app.store, now, &rendered(app, &releasing, "queued").await?).await?;
-    let expiring = queue::expiring_notified(&app.store, now).await?;
-    queue::expire(&app.store, now, &rendered(app, &expiring, "expired").await?).await?;
-    quotas::renew_due(app).await?;
+    tokio::try_join!(
+        async { Ok(queue::reap(&app.store, now).await?) },
+        release_due(app, now),
+        expire_due(app, now),
+        quotas::renew_due(app),
+    )?;
+    Ok(())
+}
+
+/// The scheduler and the router: whether they dispatched or routed anything.
+async fn advance(app: &App) -> Result<bool, ServiceError> {
     let dispatched = sending::dispatch_due(app).await?;
     let routed = sending::route_unassigned(app).await?;
     if dispatched + routed > 0 {
         app.wake.notify_waiters();
     }
     Ok(dispatched + routed > 0)
+}
+
+/// Scheduled messages whose time has come join the queue, with their notifications.
+async fn release_due(app: &App, now: Ts) -> Result<u64, ServiceError> {
+    let releasing = queue::releasing_notified(&app.store, now).await?;
+    let notify = rendered(app, &releasing, "queued").await?;
+    Ok(queue::release(&app.store, now, &notify).await?)
+}
+
+/// Queued messages past their validity expire, with their notifications.
+async fn expire_due(app: &App, now: Ts) -> Result<u64, ServiceError> {
+    let expiring = queue::expiring_notified(&app.store, now).await?;
+    let notify = rendered(app, &expiring, "expired").await?;
+    Ok(queue::expire(&app.store, now, &notify).await?)
 }
 
 /// The notifications of messages (user, id) moving to `status` together, by message.
