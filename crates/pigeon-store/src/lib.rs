@@ -320,7 +320,7 @@ fn group_connection(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // Every statement the groups run stays prepared (the IN lists of a few lengths included).
+    // The groups' statements stay prepared (those with IN lists of varying length come and go).
     conn.set_prepared_statement_cache_capacity(256);
     let wal = (durability == Durability::Full).then(|| {
         let mut wal = path.as_os_str().to_owned();
