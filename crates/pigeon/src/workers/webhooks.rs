@@ -44,19 +44,19 @@ pub async fn run(app: AppState, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => break,
             Some(done) = slots.inflight.join_next(), if !slots.inflight.is_empty() => {
-                slots.release(&app, done);
+                let mut room = slots.release(&app, done);
                 while let Some(done) = slots.inflight.try_join_next() {
-                    slots.release(&app, done);
+                    room |= slots.release(&app, done);
                 }
                 slots.start(&app);
-                // Other endpoints are looked for on the tick and on wake-ups.
-                claim_again |= slots.has_room(&app);
+                // Endpoints not held are looked for on wake-ups and when nothing is in flight.
+                claim_again |= room;
             }
             claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
                 claiming = None;
                 match claimed {
                     Ok(Ok(claimed)) => {
-                        claim_again = !claimed.is_empty();
+                        claim_again |= !claimed.is_empty();
                         for (endpoint, deliveries) in claimed {
                             slots.ready.entry(endpoint).or_default().extend(deliveries);
                         }
@@ -102,14 +102,19 @@ struct Slots {
 type Requested = (Delivery, Option<Attempt>);
 
 impl Slots {
-    fn release(&mut self, app: &AppState, done: Result<Requested, tokio::task::JoinError>) {
+    /// Frees the slot of a request that ended; whether its endpoint now has room for a claim.
+    fn release(&mut self, app: &AppState, done: Result<Requested, tokio::task::JoinError>) -> bool {
         while self.recording.try_join_next().is_some() {}
         let Ok((delivery, attempt)) = done else {
-            return;
+            return false;
         };
-        if let Some(n) = self.busy.get_mut(&delivery.endpoint) {
-            *n = n.saturating_sub(1);
+        let endpoint = &delivery.endpoint;
+        let busy = self.busy.remove(endpoint).unwrap_or(0).saturating_sub(1);
+        if busy > 0 {
+            self.busy.insert(endpoint.clone(), busy);
         }
+        let ready = self.ready.get(endpoint).map_or(0, VecDeque::len);
+        let room = worth_claiming(busy + ready, claim_ahead(app));
         if let Some(attempt) = attempt {
             let app = app.clone();
             self.recording.spawn(async move {
@@ -118,6 +123,7 @@ impl Slots {
                 }
             });
         }
+        room
     }
 
     /// Deliveries each endpoint holds: under way or claimed ahead.
@@ -127,14 +133,6 @@ impl Slots {
             *held.entry(endpoint.clone()).or_default() += ready.len();
         }
         held
-    }
-
-    /// Whether an endpoint held has room for a claim (see [`claim_due`]).
-    fn has_room(&self, app: &App) -> bool {
-        let ahead = claim_ahead(app);
-        self.held()
-            .values()
-            .any(|&held| worth_claiming(held, ahead))
     }
 
     /// Starts claimed deliveries while their endpoint and the worker have room.
