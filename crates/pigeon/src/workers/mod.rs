@@ -43,9 +43,7 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
     loop {
         if last_maintenance.is_none_or(|at| at.elapsed() >= tick) {
             last_maintenance = Some(Instant::now());
-            if let Err(e) = maintain(&app).await {
-                tracing::error!(error = %e, "queue maintenance failed");
-            }
+            maintain(&app).await;
         }
         let busy = match advance(&app).await {
             Ok(busy) => busy,
@@ -64,9 +62,9 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
                 tracing::error!(error = %e, "reliability check failed");
             }
         }
-        // A pass that found work looks again at once: more may be due than one pass takes.
+        // A pass that found work looks again soon: more may be due than one pass takes.
         if busy && !stop.is_cancelled() {
-            tokio::task::yield_now().await;
+            tokio::time::sleep(PASS_GAP).await;
             continue;
         }
         tokio::select! {
@@ -78,25 +76,32 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
     phones.stop_all();
 }
 
-/// One pass of the queue maintenance, the scheduler and the router; whether it dispatched or
-/// routed anything.
-pub async fn step(app: &App) -> Result<bool, ServiceError> {
-    maintain(app).await?;
-    advance(app).await
-}
+/// Between two busy passes: without it the scheduler would pass for every campaign accepted
+/// under load, paying a pass's reads for each; with it a pass takes what came meanwhile.
+const PASS_GAP: Duration = Duration::from_millis(2);
 
 /// Leases run out, scheduled messages due, validity passed, quotas renewed: none is urgent,
-/// so the loop runs this once per tick, not on every pass. The four are independent of one
-/// another: their writes share a group commit.
-async fn maintain(app: &App) -> Result<(), ServiceError> {
+/// so the loop runs this once per tick, not on every pass. Leases, releases and renewals run
+/// together (their writes share a group commit), expiry after them, so that a message they
+/// requeue past its validity expires with its notification. One failing stops no other.
+async fn maintain(app: &App) {
     let now = Ts::now();
-    tokio::try_join!(
-        async { Ok(queue::reap(&app.store, now).await?) },
+    let (reaped, released, renewed) = tokio::join!(
+        queue::reap(&app.store, now),
         release_due(app, now),
-        expire_due(app, now),
         quotas::renew_due(app),
-    )?;
-    Ok(())
+    );
+    let expired = expire_due(app, now).await;
+    for (what, failed) in [
+        ("expired leases", reaped.err().map(ServiceError::from)),
+        ("scheduled releases", released.err()),
+        ("quota renewals", renewed.err()),
+        ("validity expiry", expired.err()),
+    ] {
+        if let Some(e) = failed {
+            tracing::error!(error = %e, "queue maintenance failed: {what}");
+        }
+    }
 }
 
 /// The scheduler and the router: whether they dispatched or routed anything.
