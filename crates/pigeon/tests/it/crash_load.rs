@@ -64,7 +64,8 @@ impl Load {
             rate: 250,
             kill_after: 1000,
             min_sends: 50,
-            sim_latency_ms: 10,
+            // Sends long enough that the kill, just after one was seen under way, cuts it off.
+            sim_latency_ms: 40,
             sim_concurrency: 16,
             kill_deadline: Duration::from_secs(60),
             drain_deadline: Duration::from_secs(120),
@@ -489,12 +490,15 @@ async fn run(load: Load) {
         .collect();
 
     // 3. SIGKILL once enough requests succeeded and the simulator accepted enough sends, while
-    // the clients are still POSTing.
+    // the clients are still POSTing and a send is under way.
     let deadline = Instant::now() + load.kill_deadline;
     let mut sends = LineCount::new(sim_dir.join("sent.jsonl"));
     loop {
         let sends = sends.count();
-        if successes.load(Ordering::SeqCst) >= load.kill_after && sends >= load.min_sends {
+        if successes.load(Ordering::SeqCst) >= load.kill_after
+            && sends >= load.min_sends
+            && state(&db).await.0.get("sending").is_some_and(|&n| n > 0)
+        {
             break;
         }
         if let Some(status) = first.try_wait().expect("try_wait") {
