@@ -21,12 +21,17 @@ pub struct QuotaInput {
     pub report_unused_additional: bool,
 }
 
+/// A period's length: a positive duration (a zero one would renew forever).
 fn span(interval: &str) -> Result<Span> {
-    interval.parse::<Span>().map_err(|_| {
-        ServiceError::Invalid(format!(
-            "`{interval}` is not an ISO 8601 duration such as P1M or P7D"
-        ))
-    })
+    interval
+        .parse::<Span>()
+        .ok()
+        .filter(|span| span.is_positive())
+        .ok_or_else(|| {
+            ServiceError::Invalid(format!(
+                "`{interval}` is not a positive ISO 8601 duration such as P1M or P7D"
+            ))
+        })
 }
 
 fn after(start: Ts, span: Span) -> Result<Ts> {

@@ -1,6 +1,8 @@
 //! Maintenance steps: quota renewal and the phone reliability check.
 
-use pigeon::services::{quotas, reliability};
+use std::time::Duration;
+
+use pigeon::services::{ServiceError, quotas, reliability};
 use pigeon_core::time::Ts;
 use pigeon_store::messages::{self, NewMessage};
 use pigeon_store::quotas::Quota;
@@ -170,4 +172,52 @@ async fn expired_quotas_renew_with_carried_over_credits() {
         .expect("get")
         .expect("quota");
     assert_eq!(q.remaining(Ts::now()), None);
+}
+
+/// A period of no time, or of negative time, is refused (renewing it would never end), and
+/// one stored anyway is left alone by the renewals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_period_must_be_positive() {
+    let t = spawn().await;
+    for interval in ["P0D", "PT0S", "-P1D", "one month"] {
+        let input = quotas::QuotaInput {
+            credit: 100,
+            additional: 0,
+            interval: interval.into(),
+            auto_renew: true,
+            report_unused: false,
+            report_unused_additional: false,
+        };
+        let refused = quotas::set(&t.app, "alice@example.com", &input).await;
+        assert!(
+            matches!(&refused, Err(ServiceError::Invalid(m)) if m.contains("positive")),
+            "{interval}: {refused:?}"
+        );
+    }
+    let now = Ts::now().0;
+    let stored = Quota {
+        id: 0,
+        user_id: t.user_id,
+        credit: 10,
+        additional: 0,
+        consumed: 0,
+        report_unused: false,
+        report_unused_additional: false,
+        auto_renew: true,
+        renew_interval: "P0D".into(),
+        start_date: now - 2000,
+        expiration_date: now - 1000,
+        alerted_level: false,
+        alerted_reached: false,
+    };
+    pigeon_store::quotas::set(&t.app.store, &stored)
+        .await
+        .expect("stored");
+    // On a task of its own: a renewal that never ends must fail the test, not hang it.
+    let app = t.app.clone();
+    let renewing = tokio::spawn(async move { quotas::renew_due(&app).await });
+    let renewed = tokio::time::timeout(Duration::from_secs(5), renewing)
+        .await
+        .expect("renewals end");
+    assert_eq!(renewed.expect("task").expect("renew"), 0);
 }
