@@ -18,7 +18,7 @@
 #   -k  kill after this many success answers...           (CRASH_KILL_AFTER, default n/3)
 #   -s  ...and this many sends accepted by the simulator  (CRASH_KILL_MIN_SENDS, default 200)
 #   -r  requests per second, 0 for as fast as possible    (CRASH_RATE, default 0)
-# Also CRASH_SIM_LATENCY_MS (5), CRASH_SIM_CONCURRENCY (32) for the simulator phone, and
+# Also CRASH_SIM_LATENCY_MS (20), CRASH_SIM_CONCURRENCY (32) for the simulator phone, and
 # CRASH_DEADLINE_SECS (60 + n/50) for the kill's wait and for the drain, each.
 #
 # The work is done by the ignored test `crash_load::bigger_load_of_bench_crash_sh` in

@@ -75,7 +75,7 @@ impl Load {
     /// `bench/crash.sh`'s size: `CRASH_REQUESTS` (default 30,000), `CRASH_CONCURRENCY` (64),
     /// `CRASH_RATE` (requests per second, 0 for no limit: the default),
     /// `CRASH_KILL_AFTER` (a third of the requests), `CRASH_KILL_MIN_SENDS` (200),
-    /// `CRASH_SIM_LATENCY_MS` (5), `CRASH_SIM_CONCURRENCY` (32), `CRASH_DEADLINE_SECS` (for the
+    /// `CRASH_SIM_LATENCY_MS` (20), `CRASH_SIM_CONCURRENCY` (32), `CRASH_DEADLINE_SECS` (for the
     /// kill and for the drain each; 60 + 20 ms a request).
     fn from_env() -> Load {
         fn var(name: &str, default: usize) -> usize {
@@ -99,7 +99,7 @@ impl Load {
             rate: var("CRASH_RATE", 0),
             kill_after: var("CRASH_KILL_AFTER", requests / 3),
             min_sends: var("CRASH_KILL_MIN_SENDS", 200).max(1),
-            sim_latency_ms: var("CRASH_SIM_LATENCY_MS", 5) as u64,
+            sim_latency_ms: var("CRASH_SIM_LATENCY_MS", 20) as u64,
             sim_concurrency: var("CRASH_SIM_CONCURRENCY", 32).max(1) as u64,
             kill_deadline: deadline,
             drain_deadline: deadline,
