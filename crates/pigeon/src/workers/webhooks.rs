@@ -372,3 +372,21 @@ async fn read_some(mut response: reqwest::Response) -> Option<String> {
     kept.truncate(KEPT_BODY_BYTES);
     (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::worth_claiming;
+
+    #[test]
+    fn an_endpoint_is_topped_up_by_a_quarter_at_least() {
+        // 4 in flight at most, 16 held at most.
+        assert!(worth_claiming(0, 16));
+        assert!(worth_claiming(12, 16));
+        assert!(!worth_claiming(13, 16));
+        assert!(!worth_claiming(16, 16));
+        assert!(!worth_claiming(20, 16));
+        // With room for one only, an endpoint holding none still gets it.
+        assert!(worth_claiming(0, 1));
+        assert!(!worth_claiming(1, 1));
+    }
+}
