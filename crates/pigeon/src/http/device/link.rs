@@ -192,6 +192,11 @@ impl Link {
     /// Ends the link: unsent jobs go back to the queue (to another device if possible), the
     /// device is marked disconnected and its queued messages handed over.
     pub async fn close(mut self, app: &App) {
+        // Marked offline first, so that the jobs given back are not routed to it again and no
+        // one sees them queued while it still looks available.
+        if let Err(e) = devices::seen(&app.store, &self.device, Some(false), Ts::now()).await {
+            tracing::error!(device = self.device.id, error = %e, "device could not be marked disconnected");
+        }
         if let Ok(Some(phone)) = phones::get_any(&app.store, self.device.phone_id).await {
             for (_, job) in self.pending.drain() {
                 let error = SendError::Transient("the device disconnected before sending".into());
@@ -201,9 +206,6 @@ impl Link {
                     tracing::error!(message = job.message.id, error = %e, "unsent job not returned to the queue");
                 }
             }
-        }
-        if let Err(e) = devices::seen(&app.store, &self.device, Some(false), Ts::now()).await {
-            tracing::error!(device = self.device.id, error = %e, "device could not be marked disconnected");
         }
         if let Err(e) = hand_over(app, &self.device).await {
             tracing::error!(device = self.device.id, error = %e, "queued messages not handed to another device");
