@@ -30,7 +30,7 @@ pub struct NewCall<'a> {
 pub async fn create_inbound(
     store: &Store,
     c: &NewCall<'_>,
-    deliveries: impl FnOnce(i64) -> Vec<NewDelivery> + Send + 'static,
+    deliveries: impl Fn(i64) -> Vec<NewDelivery> + Send + 'static,
 ) -> Result<i64> {
     let (phone_id, uid, start, end, origin) = (
         c.phone_id,

@@ -1,6 +1,6 @@
 //! Group commit: writes queued at the same moment share one transaction, so one fsync makes
-//! them all durable (DESIGN §4). Each write runs inside its own savepoint: one that fails is
-//! rolled back alone and its caller gets its error; the others commit. A caller hears back only
+//! them all durable (DESIGN §4). A write that fails is rolled back alone and its caller gets
+//! its error; the others commit (see [`Groups::commit`]). A caller hears back only
 //! once the shared commit is on disk, so a success answer still means the data survives a
 //! power cut.
 //!
@@ -12,10 +12,14 @@
 //! The fsync is pipelined, as a database server flushes its log: the group connection commits
 //! without syncing (`synchronous=NORMAL`: the WAL is written, not flushed) and goes on with
 //! the next group while a second thread fsyncs the WAL file; the callers of every group
-//! committed before that fsync began hear back when it ends. Other connections may read a
-//! group before it is flushed, but every write that acts on it (a claim before a send, say)
-//! is answered only after a later flush, which covers it too. A group that changed nothing (a
-//! sweep that found nothing due) is answered in its turn without a flush of its own.
+//! committed before that fsync began hear back when it ends. While a flush runs, the next
+//! group stays open and takes in the writes that arrive, and commits when the flush ends:
+//! its callers could not hear back sooner anyway, and one commit writes each page it touched
+//! to the WAL once, where several small ones would write the same hot pages again and again.
+//! Other connections may read a group before it is flushed, but every write that acts on it
+//! (a claim before a send, say) is answered only after a later flush, which covers it too. A
+//! group that changed nothing (a sweep that found nothing due) is answered in its turn without
+//! a flush of its own.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -33,19 +37,39 @@ use crate::{Result, StoreError};
 const MAX_GROUP: usize = 512;
 
 type Output = Result<Box<dyn Any + Send>>;
-type Work = Box<dyn FnOnce(&Connection) -> Output + Send>;
+/// A write, which may run twice: see [`Groups::commit`].
+type Work = Box<dyn FnMut(&Connection) -> Output + Send>;
 
 struct Job {
     work: Work,
     done: oneshot::Sender<Output>,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Committer(mpsc::Sender<Job>);
+/// What the group thread hears: a write, the end of a flush (how many committed groups it
+/// covered), or that the store is gone.
+enum Event {
+    Job(Job),
+    Flushed(usize),
+    Stop,
+}
 
-impl std::fmt::Debug for Job {
+#[derive(Debug, Clone)]
+pub(crate) struct Committer(std::sync::Arc<Events>);
+
+/// The group thread's inbox; dropped with the last handle on the store, which stops the thread
+/// (the flush thread holds a sender too, so the channel alone would never close).
+#[derive(Debug)]
+struct Events(mpsc::Sender<Event>);
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.0.send(Event::Stop);
+    }
+}
+
+impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
+        f.write_str("Event")
     }
 }
 
@@ -59,9 +83,10 @@ impl Committer {
         let answer = match wal {
             Some(wal) => {
                 let (flush, flushes) = mpsc::channel();
+                let flushed = tx.clone();
                 std::thread::Builder::new()
                     .name("pigeon-wal-flush".into())
-                    .spawn(move || flush_and_answer(&wal, &flushes))
+                    .spawn(move || flush_and_answer(&wal, &flushes, &flushed))
                     .expect("the WAL flush thread starts");
                 Answer::AfterFlush(flush)
             }
@@ -69,22 +94,24 @@ impl Committer {
         };
         std::thread::Builder::new()
             .name("pigeon-group-commit".into())
-            .spawn(move || run(&runtime, &writer, &conn, &rx, &answer))
+            .spawn(move || Groups::new(&rx, &answer).run(&runtime, &writer, &conn))
             .expect("the group commit thread starts");
-        Committer(tx)
+        Committer(std::sync::Arc::new(Events(tx)))
     }
 
     /// Runs `work` in the next group; its result once the group is committed.
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T> + Send + 'static,
     {
         let (done, answer) = oneshot::channel();
+        let mut work = work;
         let work: Work =
             Box::new(move |conn| work(conn).map(|t| Box::new(t) as Box<dyn Any + Send>));
-        self.0
-            .send(Job { work, done })
+        (self.0)
+            .0
+            .send(Event::Job(Job { work, done }))
             .map_err(|_| StoreError::Closed)?;
         let value = answer.await.map_err(|_| StoreError::Closed)??;
         value
@@ -111,11 +138,12 @@ enum Answer {
 }
 
 impl Answer {
-    fn give(&self, committed: Committed) {
+    /// Answers the group's callers, or hands it to the flush thread: whether it did that.
+    fn give(&self, committed: Committed) -> bool {
         let outcomes = match self {
             Answer::AtOnce => committed.outcomes,
             Answer::AfterFlush(flush) => match flush.send(committed) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(mpsc::SendError(committed)) => {
                     fail_outcomes(committed.outcomes, "the WAL flush stopped")
                 }
@@ -124,6 +152,7 @@ impl Answer {
         for (done, result) in outcomes {
             let _ = done.send(result);
         }
+        false
     }
 }
 
@@ -131,11 +160,16 @@ impl Answer {
 /// failed flush fails them all (their data may or may not survive a power cut). Groups that
 /// changed nothing are answered without a flush, in order, once everything before them was
 /// flushed: until a flush succeeds again after one failed, they wait for it too.
-fn flush_and_answer(wal: &Path, committed: &mpsc::Receiver<Committed>) {
+fn flush_and_answer(
+    wal: &Path,
+    committed: &mpsc::Receiver<Committed>,
+    flushed_groups: &mpsc::Sender<Event>,
+) {
     let mut unflushed = false;
     while let Ok(first) = committed.recv() {
         let mut batch = vec![first];
         batch.extend(committed.try_iter());
+        let groups = batch.len();
         // Opened each time: the flush must reach the file SQLite writes now.
         let flushed = if unflushed || batch.iter().any(|c| c.changed) {
             std::fs::File::open(wal).and_then(|f| f.sync_data())
@@ -155,6 +189,7 @@ fn flush_and_answer(wal: &Path, committed: &mpsc::Receiver<Committed>) {
                 let _ = done.send(result);
             }
         }
+        let _ = flushed_groups.send(Event::Flushed(groups));
     }
 }
 
@@ -165,91 +200,158 @@ fn fail_outcomes(outcomes: Outcomes, message: &str) -> Outcomes {
         .collect()
 }
 
-fn run(
-    runtime: &Handle,
-    writer: &SqlitePool,
-    conn: &Connection,
-    jobs: &mpsc::Receiver<Job>,
-    answer: &Answer,
-) {
-    // Dropping a pooled connection may spawn a task.
-    let _context = runtime.enter();
-    while let Ok(first) = jobs.recv() {
-        // Held while groups follow one another (up to a bound, so that the other writes get
-        // their turn): no other write runs meanwhile.
-        let writer = runtime.block_on(writer.acquire());
-        let mut next = Some(first);
-        let mut groups = 0;
-        while let Some(first) = next.take() {
-            let group = gather(first, jobs);
-            let committed = match &writer {
-                Ok(_) => commit(conn, group),
-                Err(e) => Committed {
-                    outcomes: fail_all(group, &e.to_string()),
-                    changed: false,
-                },
-            };
-            answer.give(committed);
-            groups += 1;
-            if groups < GROUPS_PER_TURN {
-                next = jobs.try_recv().ok();
+/// The group thread's state.
+struct Groups<'a> {
+    events: &'a mpsc::Receiver<Event>,
+    answer: &'a Answer,
+    /// Groups handed to the flush thread and not flushed yet.
+    flushing: usize,
+    stopped: bool,
+}
+
+impl<'a> Groups<'a> {
+    fn new(events: &'a mpsc::Receiver<Event>, answer: &'a Answer) -> Self {
+        Groups {
+            events,
+            answer,
+            flushing: 0,
+            stopped: false,
+        }
+    }
+
+    fn run(mut self, runtime: &Handle, writer: &SqlitePool, conn: &Connection) {
+        // Dropping a pooled connection may spawn a task.
+        let _context = runtime.enter();
+        while let Some(first) = self.next_job(Wait::Yes) {
+            // Held while groups follow one another (up to a bound, so that the other writes
+            // get their turn): no other write runs meanwhile.
+            let writer = runtime.block_on(writer.acquire());
+            let mut next = Some(first);
+            let mut groups = 0;
+            while let Some(first) = next.take() {
+                let committed = match &writer {
+                    Ok(_) => self.commit(conn, first),
+                    Err(e) => Committed {
+                        outcomes: fail_all(vec![first], &e.to_string()),
+                        changed: false,
+                    },
+                };
+                if self.answer.give(committed) {
+                    self.flushing += 1;
+                }
+                groups += 1;
+                if groups < GROUPS_PER_TURN {
+                    next = self.next_job(Wait::No);
+                }
             }
         }
     }
+
+    /// The next write, waiting for one as `wait` says; counts the flushes heard of meanwhile.
+    /// None once the store is gone.
+    fn next_job(&mut self, wait: Wait) -> Option<Job> {
+        while !self.stopped {
+            let block = match wait {
+                Wait::Yes => true,
+                Wait::WhileFlushing => self.flushing > 0,
+                Wait::No => false,
+            };
+            let event = if block {
+                self.events.recv().ok()?
+            } else {
+                self.events.try_recv().ok()?
+            };
+            match event {
+                Event::Job(job) => return Some(job),
+                Event::Flushed(groups) => self.flushing -= groups,
+                Event::Stop => self.stopped = true,
+            }
+        }
+        None
+    }
+
+    /// One transaction for `first` and the writes that follow it: those already queued, and
+    /// while a flush runs, those that arrive before it ends (up to [`MAX_GROUP`]); every
+    /// write's outcome. The writes run bare, as nearly all succeed: a savepoint per write
+    /// would copy every page it touches to the statement journal. Once one fails, the
+    /// transaction is rolled back and the group runs again from its start, each write in a
+    /// savepoint of its own, so that the failed one is undone alone.
+    fn commit(&mut self, conn: &Connection, first: Job) -> Committed {
+        let changes_before = conn.total_changes();
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut outputs: Vec<Output> = Vec::new();
+        let mut careful = false;
+        let mut next = Some(first);
+        let mut begun = conn.execute_batch("BEGIN IMMEDIATE");
+        while let (Some(mut job), Ok(())) = (next.take(), &begun) {
+            let output = if careful {
+                savepoint(conn, &mut job.work)
+            } else {
+                guarded(conn, &mut job.work)
+            };
+            jobs.push(job);
+            outputs.push(output);
+            if !careful && outputs.last().is_some_and(Result::is_err) {
+                careful = true;
+                let _ = conn.execute_batch("ROLLBACK");
+                begun = conn.execute_batch("BEGIN IMMEDIATE");
+                if begun.is_ok() {
+                    outputs = jobs
+                        .iter_mut()
+                        .map(|j| savepoint(conn, &mut j.work))
+                        .collect();
+                }
+            }
+            if jobs.len() < MAX_GROUP {
+                next = self.next_job(Wait::WhileFlushing);
+            }
+        }
+        let ended = begun.and_then(|()| conn.execute_batch("COMMIT"));
+        if let Err(e) = ended {
+            let _ = conn.execute_batch("ROLLBACK");
+            let message = e.to_string();
+            // The writes not run yet (the transaction could not begin) fail with the rest.
+            jobs.extend(next);
+            outputs = jobs
+                .iter()
+                .map(|_| Err(StoreError::Group(message.clone())))
+                .collect();
+        }
+        Committed {
+            outcomes: jobs.into_iter().map(|j| j.done).zip(outputs).collect(),
+            changed: conn.total_changes() != changes_before,
+        }
+    }
+}
+
+/// Whether [`Groups::next_job`] waits for a write when none is queued.
+#[derive(Clone, Copy)]
+enum Wait {
+    Yes,
+    /// While a flush runs: the open group may as well take in what arrives until it ends.
+    WhileFlushing,
+    No,
 }
 
 /// Groups committed in a row before the writer connection is given back.
 const GROUPS_PER_TURN: usize = 32;
 
-/// `first` and the jobs queued behind it, up to [`MAX_GROUP`].
-fn gather(first: Job, jobs: &mpsc::Receiver<Job>) -> Vec<Job> {
-    let mut group = vec![first];
-    while group.len() < MAX_GROUP {
-        match jobs.try_recv() {
-            Ok(job) => group.push(job),
-            Err(_) => break,
-        }
-    }
-    group
-}
-
-/// One transaction for the group, each job in a savepoint of its own; every job's outcome.
-fn commit(conn: &Connection, group: Vec<Job>) -> Committed {
-    let changes_before = conn.total_changes();
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        return Committed {
-            outcomes: fail_all(group, &e.to_string()),
-            changed: false,
-        };
-    }
-    let mut outcomes: Vec<_> = group
-        .into_iter()
-        .map(|job| (job.done, savepoint(conn, job.work)))
-        .collect();
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        let _ = conn.execute_batch("ROLLBACK");
-        let message = e.to_string();
-        for outcome in &mut outcomes {
-            outcome.1 = Err(StoreError::Group(message.clone()));
-        }
-    }
-    Committed {
-        outcomes,
-        changed: conn.total_changes() != changes_before,
-    }
-}
-
-fn savepoint(conn: &Connection, work: Work) -> Output {
+/// Runs a write in a savepoint of its own, rolled back if it fails.
+fn savepoint(conn: &Connection, work: &mut Work) -> Output {
     // Prepared once: a statement parsed per job would cost as much as a small write.
     conn.prepare_cached("SAVEPOINT job")?.raw_execute()?;
-    // A write that panics fails alone instead of taking the committer down.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
-        .unwrap_or_else(|_| Err(StoreError::Group("the write panicked".into())));
+    let result = guarded(conn, work);
     if result.is_err() {
         conn.prepare_cached("ROLLBACK TO job")?.raw_execute()?;
     }
     conn.prepare_cached("RELEASE job")?.raw_execute()?;
     result
+}
+
+/// Runs a write; one that panics fails alone instead of taking the committer down.
+fn guarded(conn: &Connection, work: &mut Work) -> Output {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+        .unwrap_or_else(|_| Err(StoreError::Group("the write panicked".into())))
 }
 
 fn fail_all(group: Vec<Job>, message: &str) -> Outcomes {
@@ -371,6 +473,42 @@ mod tests {
             .await
             .expect("direct write");
         assert_eq!(insert(store.clone(), 1001).await.expect("grouped"), 1001);
+    }
+
+    #[tokio::test]
+    async fn writes_that_fail_after_writing_are_undone_alone_and_the_others_stored_once() {
+        let (_dir, store) = store().await;
+        // Writes at once, so that groups mix them: every tenth inserts, then fails.
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..300_i64 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                store
+                    .grouped(move |conn| {
+                        execute(conn, "INSERT INTO t (n) VALUES ($1)", &[&n])?;
+                        if n % 10 == 0 {
+                            return Err(StoreError::NotFound);
+                        }
+                        Ok(n)
+                    })
+                    .await
+            });
+        }
+        let mut failed = 0;
+        while let Some(result) = tasks.join_next().await {
+            match result.expect("task") {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => failed += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(failed, 30);
+        let stored: Vec<i64> = sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(store.r())
+            .await
+            .expect("rows");
+        let expected: Vec<i64> = (0..300).filter(|n| n % 10 != 0).collect();
+        assert_eq!(stored, expected);
     }
 
     #[tokio::test]

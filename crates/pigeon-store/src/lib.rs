@@ -189,11 +189,12 @@ impl Store {
     }
 
     /// Runs a write in the next group commit (see [`group`]), on the writer's SQLite handle:
-    /// the writes of the hot paths, many at a time.
+    /// the writes of the hot paths, many at a time. The write may run twice (again after
+    /// another write of its group failed), so it must do nothing but its SQL.
     pub(crate) async fn grouped<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
+        F: FnMut(&rusqlite::Connection) -> Result<T> + Send + 'static,
     {
         self.group.write(work).await
     }

@@ -69,7 +69,7 @@ pub async fn insert(store: &Store, m: &NewMessage) -> Result<i64> {
 pub async fn insert_with(
     store: &Store,
     m: &NewMessage,
-    deliveries: impl FnOnce(i64) -> Vec<NewDelivery> + Send + 'static,
+    deliveries: impl Fn(i64) -> Vec<NewDelivery> + Send + 'static,
 ) -> Result<i64> {
     let m = m.clone();
     store

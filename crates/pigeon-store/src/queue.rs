@@ -219,7 +219,7 @@ pub async fn assign(store: &Store, assignments: Vec<(i64, Option<i64>)>) -> Resu
     store
         .grouped(move |conn| {
             let now = Ts::now().0;
-            for (id, phone_id) in assignments {
+            for &(id, phone_id) in &assignments {
                 execute(
                     conn,
                     "UPDATE messages SET phone_id = $1, updated_at = $2 WHERE id = $3 AND status = 'queued'",
@@ -421,7 +421,7 @@ pub async fn report(
     provider_id: &str,
     from: &[&str],
     to: &str,
-    deliveries: impl FnOnce(&Moved) -> Vec<NewDelivery> + Send + 'static,
+    deliveries: impl Fn(&Moved) -> Vec<NewDelivery> + Send + 'static,
 ) -> Result<Option<Moved>> {
     if from.is_empty() {
         return Ok(None);
@@ -523,7 +523,7 @@ pub async fn enqueue_all(
 ) -> Result<Vec<i64>> {
     let messages = messages.to_vec();
     store
-        .grouped(move |conn| insert_all(conn, &messages, deliveries))
+        .grouped(move |conn| insert_all(conn, &messages, &deliveries))
         .await
 }
 

@@ -201,7 +201,7 @@ pub async fn call(
         "destination": null,
     });
     let render = move |id: i64| {
-        let mut body = fields;
+        let mut body = fields.clone();
         body["id"] = id.into();
         hooks.render(&body)
     };
