@@ -4,6 +4,11 @@ use pigeon::cli::{Cli, Command, OvhCredentialsCommand, UserCommand};
 use pigeon::config::Config;
 use pigeon::services::{accounts, ovh, quotas};
 
+// A request allocates and frees many small buffers on one thread and another; glibc's malloc
+// showed as a tenth of the CPU under load, mimalloc costs a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
