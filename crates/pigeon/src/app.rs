@@ -31,8 +31,13 @@ pub struct App {
     /// Where channels hand delivery reports and inbound SMS; the events worker drains it.
     pub events: mpsc::Sender<Event>,
     events_rx: Mutex<Option<mpsc::Receiver<Event>>>,
-    /// Wakes the workers when there is new work (a campaign created, a message queued).
+    /// Wakes the scheduler and router, and the webhook worker, when there is new work (a
+    /// campaign created, a message queued or routed).
     pub wake: Notify,
+    /// Wakes the senders (phone workers, device links) when messages got their phone. Apart
+    /// from `wake`: a campaign accepted is no work for them until it is dispatched and routed,
+    /// and a sender woken for nothing still pays a claim.
+    pub routed: Notify,
     /// Failed device pairing attempts, so pairing codes cannot be guessed.
     pub pairing: crate::services::devices::PairingGuard,
     /// The links of devices on the long-poll fallback.
@@ -55,6 +60,13 @@ const RECENT_TTL: Duration = Duration::from_secs(1);
 pub type AppState = Arc<App>;
 
 impl App {
+    /// Messages joined the queue: the router looks at them, and the senders too, as some come
+    /// with their phone.
+    pub fn queued(&self) {
+        self.wake.notify_waiters();
+        self.routed.notify_waiters();
+    }
+
     /// Opens the database (creating and migrating it as needed) and loads the server key
     /// (generating it into the data dir at first start unless one is configured).
     pub async fn open(config: Config) -> anyhow::Result<App> {
@@ -90,6 +102,7 @@ impl App {
             events,
             events_rx: Mutex::new(Some(events_rx)),
             wake: Notify::new(),
+            routed: Notify::new(),
             pairing: Default::default(),
             polled: Default::default(),
             reach_rate,

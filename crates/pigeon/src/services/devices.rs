@@ -137,7 +137,7 @@ pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Res
         checked.push(single);
     }
     let ids = queue::enqueue_all(&app.store, &checked, |_, _, _| Vec::new()).await?;
-    app.wake.notify_waiters();
+    app.queued();
     Ok(ids)
 }
 

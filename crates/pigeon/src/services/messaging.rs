@@ -172,7 +172,7 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<i64> {
     .into_iter()
     .next()
     .ok_or_else(|| ServiceError::Internal("message not stored".into()))?;
-    app.wake.notify_waiters();
+    app.queued();
     Ok(id)
 }
 

@@ -378,7 +378,7 @@ pub async fn send(app: &App, user: &User, input: &JobInput) -> Result<Report> {
         }
     }
     let ids = queue::enqueue_all(&app.store, &singles, |_, _, _| Vec::new()).await?;
-    app.wake.notify_waiters();
+    app.queued();
     Ok(Report {
         credits: analysis.segments as i64 * ids.len() as i64,
         invalid,

@@ -108,6 +108,9 @@ async fn maintain(app: &App) {
 async fn advance(app: &App) -> Result<bool, ServiceError> {
     let dispatched = sending::dispatch_due(app).await?;
     let routed = sending::route_unassigned(app).await?;
+    if routed > 0 {
+        app.routed.notify_waiters();
+    }
     if dispatched + routed > 0 {
         app.wake.notify_waiters();
     }

@@ -138,7 +138,7 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {
                 while inflight.try_join_next().is_some() {}
             }
-            _ = app.wake.notified() => {}
+            _ = app.routed.notified() => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }

@@ -32,15 +32,23 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     // The claim runs as a task of its own, so that the endpoints' slots are refilled from what
     // was claimed ahead while it waits on the database.
     let mut claiming: Option<JoinHandle<Result<Claimed, ServiceError>>> = None;
-    let mut claim_again = true;
+    // A claim is due now when the last one found work or a slot freed, and at most every
+    // WAKE_GAP on wake-ups and ticks: under load every accepted request wakes the workers,
+    // and a claim per request would find nothing most of the time.
+    let mut claim_now = false;
+    let mut woken = true;
+    let mut last_claim = Instant::now();
     loop {
         if stop.is_cancelled() {
             break;
         }
-        if claim_again && claiming.is_none() {
-            claim_again = false;
+        let wake_gap_over = last_claim.elapsed() >= WAKE_GAP;
+        if claiming.is_none() && (claim_now || (woken && wake_gap_over)) {
+            (claim_now, woken) = (false, false);
+            last_claim = Instant::now();
             claiming = Some(tokio::spawn(claim_due(app.clone(), slots.held())));
         }
+        let waiting_for_gap = woken && claiming.is_none();
         tokio::select! {
             _ = stop.cancelled() => break,
             Some(done) = slots.inflight.join_next(), if !slots.inflight.is_empty() => {
@@ -50,13 +58,13 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                 }
                 slots.start(&app);
                 // Endpoints not held are looked for on wake-ups and when nothing is in flight.
-                claim_again |= room;
+                claim_now |= room;
             }
             claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
                 claiming = None;
                 match claimed {
                     Ok(Ok(claimed)) => {
-                        claim_again |= !claimed.is_empty();
+                        claim_now |= !claimed.is_empty();
                         for (endpoint, deliveries) in claimed {
                             slots.ready.entry(endpoint).or_default().extend(deliveries);
                         }
@@ -66,8 +74,9 @@ pub async fn run(app: AppState, stop: CancellationToken) {
                     Err(e) => tracing::error!(error = %e, "the webhook claim stopped"),
                 }
             }
-            _ = app.wake.notified() => claim_again = true,
-            _ = tokio::time::sleep(tick) => claim_again = true,
+            _ = app.wake.notified(), if !woken => woken = true,
+            _ = tokio::time::sleep_until((last_claim + WAKE_GAP).into()), if waiting_for_gap => {}
+            _ = tokio::time::sleep(tick) => woken = true,
         }
     }
     // What a claim under way takes is never started: taken back when the server starts again.
@@ -81,6 +90,9 @@ pub async fn run(app: AppState, stop: CancellationToken) {
     }
     while slots.recording.join_next().await.is_some() {}
 }
+
+/// The least time between two claims made on wake-ups or ticks.
+const WAKE_GAP: Duration = Duration::from_millis(10);
 
 /// Deliveries claimed ahead per endpoint, as a multiple of its concurrency: a claim costs a
 /// commit, so when receivers answer quickly the next deliveries are at hand. Few enough that

@@ -211,7 +211,7 @@ impl Link {
             tracing::error!(device = self.device.id, error = %e, "queued messages not handed to another device");
         }
         tracing::info!(device = self.device.id, "device disconnected");
-        app.wake.notify_waiters();
+        app.queued();
     }
 }
 

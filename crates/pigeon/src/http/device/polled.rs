@@ -120,7 +120,7 @@ pub async fn jobs(
             return axum::Json(json!({ "jobs": jobs })).into_response();
         }
         tokio::select! {
-            _ = app.wake.notified() => {}
+            _ = app.routed.notified() => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }

@@ -46,7 +46,7 @@ async fn serve(app: &AppState, link: &mut Link, socket: &mut WebSocket) -> Resul
                     Err(e) => tracing::info!(device = link.device.id, error = %e, "unreadable frame ignored"),
                 }
             }
-            _ = app.wake.notified() => {}
+            _ = app.routed.notified() => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }
