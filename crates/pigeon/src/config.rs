@@ -95,7 +95,7 @@ impl Default for Config {
             webhook_throttle_ms: 60_000,
             webhook_disable_after_secs: 5 * 24 * 3600,
             webhook_concurrency: 64,
-            webhook_endpoint_concurrency: 4,
+            webhook_endpoint_concurrency: 16,
             reach_rate_per_sec: 100,
             reach_rate_burst: 200,
             ovh_time_skew_secs: 300,
