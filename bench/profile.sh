@@ -21,7 +21,7 @@ if [ -n "${PROFILE_DRAIN:-}" ]; then
     pigeon_webhook send_sms_status_change "$SINK_URL/pigeon-hook" >/dev/null
     load "${REQ[@]}" -c 32 -n 20000 -d 60 --start 10000000 >"$dir/load.json"
     cpu0=$(cpu_seconds "$PIGEON_PID")
-    perf record -F 499 -g -p "$PIGEON_PID" -o "$dir/perf.data" -- sleep 8 2>"$dir/perf-record.log" >/dev/null
+    perf record ${PERF_OPTS:--F 499 -g} -p "$PIGEON_PID" -o "$dir/perf.data" -- sleep ${PERF_SECS:-8} 2>"$dir/perf-record.log" >/dev/null
     cpu1=$(cpu_seconds "$PIGEON_PID")
     echo "Pigeon CPU during 8 s of the drain: $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}') s;" \
         "final: $(pigeon_sql "SELECT COUNT(*) FROM messages WHERE status = 'delivered'")"
@@ -37,7 +37,7 @@ load "${REQ[@]}" "${mode[@]}" -d 12 --start 10000000 --label "$system" >"$dir/lo
 load_pid=$!
 STARTED_PIDS+=("$load_pid")
 sleep 2
-perf record -F 499 -g -p "$PIGEON_PID" -o "$dir/perf.data" -- sleep 8 2>"$dir/perf-record.log" >/dev/null
+perf record ${PERF_OPTS:--F 499 -g} -p "$PIGEON_PID" -o "$dir/perf.data" -- sleep ${PERF_SECS:-8} 2>"$dir/perf-record.log" >/dev/null
 wait "$load_pid" || true
 forget_pid "$load_pid"
 cpu1=$(cpu_seconds "$PIGEON_PID")
