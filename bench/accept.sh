@@ -8,6 +8,9 @@
 # reports here: see e2e.sh).
 #
 #   bash bench/accept.sh [SYSTEM...]     # default: raspisms reach astandes kannel
+#   PIGEON_DURABILITY=normal BENCH_TAG=normal bash bench/accept.sh raspisms
+#                                        # a variant, recorded as raspisms-normal (run.sh runs this
+#                                        # one: the process-crash-safe mode beside the default)
 #
 # About 2 minutes per system with the defaults.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,6 +25,7 @@ SYSTEMS=("$@")
 # measure SYSTEM RUN PHASE [RATE]: one fresh run; records its JSON line.
 measure() {
     local system=$1 run=$2 phase=$3 rate=${4:-} dir="$BENCH_OUT/accept-$1-$3-$2" mode_args cpu0 cpu1
+    local label="$system${BENCH_TAG:+-$BENCH_TAG}"
     sys_start "$system" "$dir" 0
     # Warm-up: connections, caches, the first pages of the database.
     load "${REQ[@]}" -c 16 -d 2 --start 20000000 >/dev/null
@@ -40,7 +44,7 @@ measure() {
     jq -c --argjson c0 "$cpu0" --argjson c1 "$cpu1" --argjson rss "$rss" \
         '. + {server_cpu_s: (($c1 - $c0) * 100 | round / 100), server_rss_kb: $rss,
               cpu_ms_per_msg: (if .ok > 0 then (($c1 - $c0) * 1000 / .ok * 1000 | round / 1000) else null end)}' \
-        <<<"$line" | record accept "$system" "$run" "phase=$phase" >/dev/null
+        <<<"$line" | record accept "$label" "$run" "phase=$phase" >/dev/null
     jq -r '"\(.system) \(.phase) run \(.run): \(.rate)/s ok=\(.ok) errors=\(.errors) p50=\(.p50_ms) p99=\(.p99_ms) ms, cpu \(.server_cpu_s) s"' \
         <<<"$(tail -n 1 "$RESULTS")" >&2
 }
@@ -48,7 +52,7 @@ measure() {
 for system in "${SYSTEMS[@]}"; do
     log "accept: $system"
     for ((run = 1; run <= BENCH_RUNS; run++)); do measure "$system" "$run" saturation; done
-    max=$(jq -r --arg s "$system" 'select(.scenario == "accept" and .system == $s and .phase == "saturation") | .rate' "$RESULTS" |
+    max=$(jq -r --arg s "$system${BENCH_TAG:+-$BENCH_TAG}" 'select(.scenario == "accept" and .system == $s and .phase == "saturation") | .rate' "$RESULTS" |
         tail -n "$BENCH_RUNS" | median)
     half=$(awk -v m="$max" 'BEGIN {printf "%d", m / 2}')
     log "accept: $system max ${max}/s; open loop at ${half}/s"

@@ -27,6 +27,12 @@ def name(system):
     return NAMES.get(base, base) + (f" ({tag})" if tag else "")
 
 
+def accept_systems(acc):
+    """Pigeon's APIs, each followed by its variants (e.g. raspisms-normal) in the order measured."""
+    seen = list(dict.fromkeys(r["system"] for r in acc))
+    return [s for api in PIGEON_APIS for s in seen if s.partition("-")[0] == api]
+
+
 def load(out):
     rows = []
     path = out / "results.jsonl"
@@ -122,14 +128,14 @@ def main():
         p("| system | accepted/s at saturation | p50 ms | p99 ms | errors | server CPU ms/msg "
           "| open loop at ½ max: achieved/s | p50 ms | p99 ms | errors |")
         p("|---|---|---|---|---|---|---|---|---|---|")
-        for system in PIGEON_APIS + ["kannel", "axum"]:
+        for system in accept_systems(acc) + ["kannel", "axum"]:
             s = pick(acc, system=system, phase="saturation") or (
                 pick(ceil_http, phase="saturation") if system == "axum" else [])
             if not s:
                 continue
             h = pick(acc, system=system, phase="half")
             sat[system] = Stat(values(s, "rate"))
-            p(f"| {NAMES[system]} | {sat[system].fmt()} | {Stat(values(s, 'p50_ms')).fmt(2)} "
+            p(f"| {name(system)} | {sat[system].fmt()} | {Stat(values(s, 'p50_ms')).fmt(2)} "
               f"| {Stat(values(s, 'p99_ms')).fmt(2)} | {sum(values(s, 'errors'))} "
               f"| {Stat(values(s, 'cpu_ms_per_msg')).fmt(3)} "
               f"| {Stat(values(h, 'rate')).fmt()} | {Stat(values(h, 'p50_ms')).fmt(2)} "
@@ -141,14 +147,14 @@ def main():
               "median of its runs):\n")
             p("| system | offered/s | achieved/s | p50 ms | p99 ms | max ms | errors | not sent |")
             p("|---|---|---|---|---|---|---|---|")
-            for system in PIGEON_APIS + ["kannel"]:
+            for system in accept_systems(acc) + ["kannel"]:
                 by_rate = {}
                 for r in pick(rising, system=system):
                     by_rate.setdefault(r["rate_target"], []).append(r)
                 for rate in sorted(by_rate):
                     rs = by_rate[rate]
                     med = lambda k: statistics.median(values(rs, k)) if values(rs, k) else 0
-                    p(f"| {NAMES[system]} | {rate:,.0f} | {med('rate'):,.0f} | {med('p50_ms'):.2f} "
+                    p(f"| {name(system)} | {rate:,.0f} | {med('rate'):,.0f} | {med('p50_ms'):.2f} "
                       f"| {med('p99_ms'):.2f} | {med('max_ms'):.1f} | {sum(values(rs, 'errors'))} "
                       f"| {sum(values(rs, 'not_sent'))} |")
             p("")
@@ -240,10 +246,10 @@ def main():
     ax = sat.get("axum").med if sat.get("axum") else None
     p("| figure | vs Kannel | fraction of the HTTP ceiling |")
     p("|---|---|---|")
-    for system in PIGEON_APIS + ["kannel"]:
-        if system in sat:
+    for system in list(sat):
+        if system != "axum":
             r1, r2 = ratio(sat[system].med, k), ratio(sat[system].med, ax)
-            p(f"| {NAMES[system]} accepted/s | {f'{r1:.2f}×' if r1 else '–'} | {f'{r2:.0%}' if r2 else '–'} |")
+            p(f"| {name(system)} accepted/s | {f'{r1:.2f}×' if r1 else '–'} | {f'{r2:.0%}' if r2 else '–'} |")
     full1000 = sqlite.get("full-1000").med if sqlite.get("full-1000") else None
     rowwise = sqlite.get("full-1000-rowwise").med if sqlite.get("full-1000-rowwise") else None
     for variant, st in bulk_stats.items():

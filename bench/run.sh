@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # THE one command: builds (release), installs Kannel if missing, runs every scenario on
-# 127.0.0.1 — ceilings, accept (Pigeon's three APIs and Kannel), bulk, end to end (Pigeon and
-# Kannel), scale — and prints Pigeon's, Kannel's and the ceilings' figures side by side with the
-# ratios and the targets. Raw JSON: bench/out/<date-time>/results.jsonl; the table:
+# 127.0.0.1 — ceilings, accept (Pigeon's three APIs, its synchronous=NORMAL mode, and Kannel),
+# bulk, end to end (Pigeon and Kannel), scale — and prints Pigeon's, Kannel's and the
+# ceilings' figures side by side with the ratios and the targets. Raw JSON: bench/out/<date-time>/results.jsonl; the table:
 # bench/out/<date-time>/summary.md (bench/out/latest points at the last run).
 #
 #   bash bench/run.sh            # about 25 minutes
@@ -57,6 +57,11 @@ for s in $SCENARIOS; do
     log "== $s"
     case "$s" in
     scale) if [ "$QUICK" = 1 ]; then bash "$BENCH_DIR/scale.sh" --quick; else bash "$BENCH_DIR/scale.sh"; fi ;;
+    # Beside the default (fsync'd before the answer), the process-crash-safe mode.
+    accept)
+        bash "$BENCH_DIR/accept.sh"
+        PIGEON_DURABILITY=normal BENCH_TAG=normal bash "$BENCH_DIR/accept.sh" raspisms
+        ;;
     *) bash "$BENCH_DIR/$s.sh" ;;
     esac
 done
