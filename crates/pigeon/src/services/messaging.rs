@@ -132,10 +132,8 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<i64> {
         )),
         _ => None,
     };
-    let stopped = settings.is_on("smsstop")
-        && stop_list::numbers(&app.store, user_id)
-            .await?
-            .contains(&dest);
+    let stopped =
+        settings.is_on("smsstop") && stop_list::contains(&app.store, user_id, &dest).await?;
     let refused = refused.or(stopped.then(|| ("21610", "the recipient answered STOP".to_string())));
     let start = m.scheduled.unwrap_or(now);
     let single = Single {
