@@ -263,7 +263,7 @@ impl<'a> Groups<'a> {
             };
             match event {
                 Event::Job(job) => return Some(job),
-                Event::Flushed(groups) => self.flushing -= groups,
+                Event::Flushed(groups) => self.flushing = self.flushing.saturating_sub(groups),
                 Event::Stop => self.stopped = true,
             }
         }
@@ -283,7 +283,12 @@ impl<'a> Groups<'a> {
         let mut careful = false;
         let mut next = Some(first);
         let mut begun = conn.execute_batch("BEGIN IMMEDIATE");
-        while let (Some(mut job), Ok(())) = (next.take(), &begun) {
+        // A write is taken only while the transaction is good: one that could not run is
+        // failed with the rest below, never dropped.
+        while begun.is_ok() {
+            let Some(mut job) = next.take() else {
+                break;
+            };
             let output = if careful {
                 savepoint(conn, &mut job.work)
             } else {
@@ -302,7 +307,7 @@ impl<'a> Groups<'a> {
                         .collect();
                 }
             }
-            if jobs.len() < MAX_GROUP {
+            if begun.is_ok() && jobs.len() < MAX_GROUP {
                 next = self.next_job(Wait::WhileFlushing);
             }
         }
@@ -553,6 +558,30 @@ mod tests {
         assert_eq!(read().await.expect("answered without a flush"), Some(1));
         // The store's own committer flushes the real WAL.
         assert_eq!(insert(store.clone(), 2).await.expect("flushed"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_begin_fails_its_writes_with_the_reason_and_the_next_commits() {
+        let (dir, store) = store().await;
+        let conn = Connection::open(dir.path().join("g.db")).expect("open");
+        conn.busy_timeout(std::time::Duration::from_millis(50))
+            .expect("timeout");
+        let committer = Committer::start(store.w().clone(), conn, None);
+        // Another process holds the write lock past the committer's patience.
+        let holder = Connection::open(dir.path().join("g.db")).expect("open");
+        holder.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let answer = committer
+            .write(|conn| execute(conn, "INSERT INTO t (n) VALUES (1)", &[]))
+            .await;
+        assert!(
+            matches!(&answer, Err(StoreError::Group(m)) if m.contains("locked")),
+            "{answer:?}"
+        );
+        holder.execute_batch("ROLLBACK").expect("unlock");
+        let after = committer
+            .write(|conn| execute(conn, "INSERT INTO t (n) VALUES (2)", &[]))
+            .await;
+        assert_eq!(after.expect("committed"), 1);
     }
 
     #[tokio::test]
