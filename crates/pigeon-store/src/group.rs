@@ -206,6 +206,8 @@ struct Groups<'a> {
     answer: &'a Answer,
     /// Groups handed to the flush thread and not flushed yet.
     flushing: usize,
+    /// Whether the group being committed waited for a flush.
+    waited: bool,
     stopped: bool,
 }
 
@@ -215,6 +217,7 @@ impl<'a> Groups<'a> {
             events,
             answer,
             flushing: 0,
+            waited: false,
             stopped: false,
         }
     }
@@ -236,11 +239,17 @@ impl<'a> Groups<'a> {
                         changed: false,
                     },
                 };
+                // A flush thread gone would never report: nothing to wait for then.
                 if self.answer.give(committed) {
                     self.flushing += 1;
+                } else {
+                    self.flushing = 0;
                 }
                 groups += 1;
-                if groups < GROUPS_PER_TURN {
+                // A group that waited for a flush held the writer that long: the other
+                // writes get their turn after it.
+                let waited = std::mem::take(&mut self.waited);
+                if groups < GROUPS_PER_TURN && !waited {
                     next = self.next_job(Wait::No);
                 }
             }
@@ -257,6 +266,7 @@ impl<'a> Groups<'a> {
                 Wait::No => false,
             };
             let event = if block {
+                self.waited |= matches!(wait, Wait::WhileFlushing);
                 self.events.recv().ok()?
             } else {
                 self.events.try_recv().ok()?

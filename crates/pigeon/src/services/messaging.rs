@@ -170,7 +170,8 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<i64> {
     .into_iter()
     .next()
     .ok_or_else(|| ServiceError::Internal("message not stored".into()))?;
-    app.queued();
+    // Without a phone yet: the router wakes the senders once it has given it one.
+    app.wake.notify_waiters();
     Ok(id)
 }
 

@@ -378,7 +378,10 @@ pub async fn send(app: &App, user: &User, input: &JobInput) -> Result<Report> {
         }
     }
     let ids = queue::enqueue_all(&app.store, &singles, |_, _, _| Vec::new()).await?;
-    app.queued();
+    match input.phone_id {
+        Some(_) => app.queued(),
+        None => app.wake.notify_waiters(),
+    }
     Ok(Report {
         credits: analysis.segments as i64 * ids.len() as i64,
         invalid,

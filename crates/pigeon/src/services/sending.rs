@@ -305,8 +305,13 @@ async fn record(
             "send finished after its lease was lost; result not recorded"
         );
     }
-    if matches!(decision, Decision::Reroute(_)) {
-        app.wake.notify_waiters();
+    match &decision {
+        Decision::Reroute(_) => app.wake.notify_waiters(),
+        // Failover to another phone: its sender takes it at once.
+        Decision::Retry {
+            phone_id: Some(_), ..
+        } => app.routed.notify_waiters(),
+        _ => {}
     }
     Ok(())
 }

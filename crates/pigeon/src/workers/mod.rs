@@ -108,11 +108,9 @@ async fn maintain(app: &App) {
 async fn advance(app: &App) -> Result<bool, ServiceError> {
     let dispatched = sending::dispatch_due(app).await?;
     let routed = sending::route_unassigned(app).await?;
-    if routed > 0 {
-        app.routed.notify_waiters();
-    }
+    // Dispatched messages of a campaign with a chosen phone are that sender's at once.
     if dispatched + routed > 0 {
-        app.wake.notify_waiters();
+        app.queued();
     }
     Ok(dispatched + routed > 0)
 }
