@@ -67,12 +67,6 @@ impl Drop for Events {
     }
 }
 
-impl std::fmt::Debug for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Event")
-    }
-}
-
 impl Committer {
     /// Starts the thread that runs the groups on the writer connection; it ends when the last
     /// handle on the store is dropped. With `wal`, the committed groups are answered once that

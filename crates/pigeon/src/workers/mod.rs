@@ -41,6 +41,10 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
     }
     let mut last_maintenance: Option<Instant> = None;
     loop {
+        // Listening from before the pass: work that comes during it is not missed.
+        let woken = app.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         if last_maintenance.is_none_or(|at| at.elapsed() >= tick) {
             last_maintenance = Some(Instant::now());
             maintain(&app).await;
@@ -69,7 +73,7 @@ async fn main_loop(app: AppState, stop: CancellationToken, tracker: TaskTracker)
         }
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = app.wake.notified() => {}
+            _ = woken => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }

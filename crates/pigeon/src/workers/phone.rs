@@ -111,6 +111,10 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
         if stop.is_cancelled() {
             break;
         }
+        // Listening from before the claim: messages routed during it are not missed.
+        let routed = app.routed.notified();
+        tokio::pin!(routed);
+        routed.as_mut().enable();
         // A claim costs a commit: when sends are quick, waiting for a quarter of the slots
         // keeps claims large instead of one message each.
         let free = channel.concurrency().saturating_sub(inflight.len());
@@ -138,7 +142,7 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {
                 while inflight.try_join_next().is_some() {}
             }
-            _ = app.routed.notified() => {}
+            _ = routed => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }

@@ -363,6 +363,41 @@ async fn a_failing_phone_of_a_group_fails_over_to_another() {
 }
 
 #[tokio::test]
+async fn sends_are_woken_by_their_work_not_by_a_tick() {
+    // A tick longer than the test: only wake-ups move the messages along.
+    let t = sending_with(|c| {
+        c.tick_ms = 60_000;
+        c.max_tries = 3;
+        c.retry_ms = vec![50];
+    })
+    .await;
+    t.set_setting("phone_priority", "1").await;
+    let a = phone(
+        &t,
+        "A",
+        "simulator",
+        &[("success_rate", "0"), ("failure", "transient")],
+        &[("priority", "5")],
+    )
+    .await;
+    let b = phone(&t, "B", "simulator", &[("success_rate", "1")], &[]).await;
+    // Routed (to A first, then failed over to B), then with B chosen by the campaign.
+    let routed = campaign(&t, "routed", &[NUMBER], &[]).await;
+    let rows = wait_sended(&t, routed, |r| all_with_status(r, 1, "delivered")).await;
+    assert_eq!(rows[0]["id_phone"], b, "{}", rows[0]);
+    let fixed = campaign(
+        &t,
+        "fixed",
+        &["+33612345679"],
+        &[("id_phone", &b.to_string())],
+    )
+    .await;
+    wait_sended(&t, fixed, |r| all_with_status(r, 1, "delivered")).await;
+    assert_eq!(simulated(&t, b).len(), 2);
+    assert!(simulated(&t, a).is_empty());
+}
+
+#[tokio::test]
 async fn limits_and_priority_share_messages_between_phones() {
     let t = spawn_sending().await;
     for setting in ["phone_limit", "phone_priority"] {
