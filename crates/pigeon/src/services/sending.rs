@@ -28,8 +28,9 @@ use super::{
 use crate::app::App;
 
 /// Dispatches the campaigns that are due, together so that their writes share group commits;
-/// returns how many messages were queued.
-pub async fn dispatch_due(app: &App) -> Result<usize> {
+/// returns how many messages were queued. Their messages get a phone from `router` as they are
+/// written, so that routing costs no write of its own; those it finds none for wait unassigned.
+pub async fn dispatch_due(app: &App, router: &mut Router) -> Result<usize> {
     let due = queue::due_campaigns(&app.store, Ts::now(), 200).await?;
     if due.is_empty() {
         return Ok(0);
@@ -43,22 +44,41 @@ pub async fn dispatch_due(app: &App) -> Result<usize> {
             slot.insert(stop_list::numbers(&app.store, c.user_id).await?);
         }
     }
-    let queued = futures_util::future::try_join_all(
+    let mut dispatches = futures_util::future::try_join_all(
         due.iter()
-            .map(|c| dispatch(app, c, &links, &stop_lists[&c.user_id])),
+            .map(|c| dispatch_of(app, c, &links, &stop_lists[&c.user_id])),
     )
     .await?;
-    Ok(queued.into_iter().sum())
+    for (d, messages) in &mut dispatches {
+        if d.phone_fixed {
+            continue;
+        }
+        for m in messages.iter_mut() {
+            m.phone_id = router.pick(app, d.user_id, d.phone_group_id, d.mms).await?;
+        }
+    }
+    let written = futures_util::future::try_join_all(
+        dispatches
+            .iter()
+            .map(|(d, messages)| queue::dispatch(&app.store, d, messages)),
+    )
+    .await?;
+    Ok(dispatches
+        .iter()
+        .zip(written)
+        .filter(|(_, written)| *written)
+        .map(|((_, messages), _)| messages.len())
+        .sum())
 }
 
-/// One message per recipient that gets a text, all in one transaction with the campaign's
-/// change to `dispatched`. Recipients on the STOP list or whose template failed are skipped.
-async fn dispatch(
+/// A campaign's dispatch: one message per recipient that gets a text. Recipients on the STOP
+/// list or whose template failed are skipped.
+async fn dispatch_of(
     app: &App,
     campaign: &Campaign,
     links: &Links,
     stop_list: &HashSet<String>,
-) -> Result<usize> {
+) -> Result<(Dispatch, Vec<NewOutbound>)> {
     let recipients = campaign_service::resolve(app, campaign, links, stop_list).await?;
     let media = links.media.get(&campaign.id).cloned().unwrap_or_default();
     let messages: Vec<NewOutbound> = recipients
@@ -91,8 +111,40 @@ async fn dispatch(
         max_tries: app.config.max_tries.max(1),
         valid_until: Ts(start.0 + app.config.validity_secs * 1000),
     };
-    let written = queue::dispatch(&app.store, &dispatch, &messages).await?;
-    Ok(if written { messages.len() } else { 0 })
+    Ok((dispatch, messages))
+}
+
+/// Picks phones for messages during one pass of the scheduler (RaspiSMS §5.5): each account's
+/// pool of phones is read once, and the volume a pick spends counts against later picks of the
+/// pass, so that one pass does not overfill a phone.
+#[derive(Default)]
+pub struct Router {
+    pools: HashMap<(i64, Option<i64>), (Settings, Vec<Candidate>)>,
+}
+
+impl Router {
+    /// A phone for a message of `user_id` restricted to `group`, if one is available.
+    async fn pick(
+        &mut self,
+        app: &App,
+        user_id: i64,
+        group: Option<i64>,
+        mms: bool,
+    ) -> Result<Option<i64>> {
+        let (settings, pool) = match self.pools.entry((user_id, group)) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => {
+                let settings = accounts::settings(app, user_id).await?;
+                let pool = candidates(app, user_id, group, &settings).await?;
+                slot.insert((settings, pool))
+            }
+        };
+        let picked = routing::pick(pool, preferences(settings, mms), rand::random::<f64>());
+        if let Some(c) = pool.iter_mut().find(|c| Some(c.id) == picked) {
+            c.remaining = c.remaining.map(|r| r - 1);
+        }
+        Ok(picked)
+    }
 }
 
 /// The phones a user's message may go through, as routing candidates.
@@ -138,28 +190,12 @@ fn preferences(settings: &Settings, mms: bool) -> Preferences {
 
 /// Gives queued messages without a phone one (RaspiSMS §5.5); those for which no phone is
 /// available wait. Returns how many were routed.
-pub async fn route_unassigned(app: &App) -> Result<usize> {
-    let mut pools: HashMap<(i64, Option<i64>), (Settings, Vec<Candidate>)> = HashMap::new();
+pub async fn route_unassigned(app: &App, router: &mut Router) -> Result<usize> {
     let mut assignments = Vec::new();
     for m in queue::unassigned(&app.store, 500).await? {
-        let key = (m.user_id, m.phone_group_id);
-        if let Entry::Vacant(slot) = pools.entry(key) {
-            let settings = accounts::settings(app, m.user_id).await?;
-            let pool = candidates(app, m.user_id, m.phone_group_id, &settings).await?;
-            slot.insert((settings, pool));
+        if let Some(phone) = router.pick(app, m.user_id, m.phone_group_id, m.mms).await? {
+            assignments.push((m.id, Some(phone)));
         }
-        let Some((settings, pool)) = pools.get_mut(&key) else {
-            continue;
-        };
-        let Some(phone) = routing::pick(pool, preferences(settings, m.mms), rand::random::<f64>())
-        else {
-            continue;
-        };
-        // Spend the volume in this pass too, so one pass does not overfill a phone.
-        if let Some(c) = pool.iter_mut().find(|c| c.id == phone) {
-            c.remaining = c.remaining.map(|r| r - 1);
-        }
-        assignments.push((m.id, Some(phone)));
     }
     let routed = assignments.len();
     if routed > 0 {

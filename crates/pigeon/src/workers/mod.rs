@@ -108,10 +108,12 @@ async fn maintain(app: &App) {
     }
 }
 
-/// The scheduler and the router: whether they dispatched or routed anything.
+/// The router and the scheduler: whether they routed or dispatched anything. Messages waiting
+/// for a phone are routed before the new ones of due campaigns take what phones are left.
 async fn advance(app: &App) -> Result<bool, ServiceError> {
-    let dispatched = sending::dispatch_due(app).await?;
-    let routed = sending::route_unassigned(app).await?;
+    let mut router = sending::Router::default();
+    let routed = sending::route_unassigned(app, &mut router).await?;
+    let dispatched = sending::dispatch_due(app, &mut router).await?;
     // Dispatched messages of a campaign with a chosen phone are that sender's at once.
     if dispatched + routed > 0 {
         app.queued();
