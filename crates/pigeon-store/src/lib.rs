@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -321,6 +322,9 @@ fn group_connection(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    // Plans that do not depend on bound values: otherwise SQLite re-prepares a statement each
+    // time a value it looked at while planning is bound again (a claim's `LIMIT $4`).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // The groups' statements stay prepared (those with IN lists of varying length come and go).
     conn.set_prepared_statement_cache_capacity(256);
     let wal = (durability == Durability::Full).then(|| {
@@ -346,6 +350,41 @@ pub(crate) fn placeholders(from: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+
+    #[test]
+    fn the_group_connection_keeps_its_plans_when_values_are_bound_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("q.db").display());
+        let options = SqliteConnectOptions::from_str(&url).expect("url");
+        let (conn, _) = group_connection(&options, Durability::Full).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2);",
+        )
+        .expect("table");
+        for limit in 1..=3 {
+            let mut stmt = conn
+                .prepare_cached("SELECT id FROM t ORDER BY id LIMIT ?1")
+                .expect("prepare");
+            let ids: Vec<i64> = stmt
+                .query_map([limit], |r| r.get(0))
+                .expect("query")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            assert_eq!(ids.len(), limit.min(2) as usize);
+            assert_eq!(
+                stmt.get_status(StatementStatus::RePrepare),
+                0,
+                "limit {limit}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
