@@ -11,6 +11,7 @@ use rusqlite::Connection;
 
 use crate::campaigns::Campaign;
 use crate::group::{execute, insert_returning_id, row, rows};
+use crate::messages::Item;
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts, placeholders};
 
@@ -505,6 +506,32 @@ pub struct Single {
 
 impl Single {
     /// Its first status.
+    /// The message as it is stored with `id` at `now`.
+    fn item(&self, id: i64, now: i64) -> Item {
+        let (error_code, error_text) = self.error.clone().unzip();
+        Item {
+            id,
+            user_id: self.user_id,
+            phone_id: self.phone_id,
+            direction: "outbound".into(),
+            origin: self.origin.clone(),
+            destination: Some(self.destination.clone()),
+            text: self.text.clone(),
+            segments: self.segments,
+            status: self.status().into(),
+            tag: self.tag.clone(),
+            api: Some(self.api.into()),
+            callback_url: self.callback_url.clone(),
+            error_code,
+            error_text,
+            at: self.scheduled.map_or(now, |t| t.0),
+            sent_at: None,
+            delivered_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn status(&self) -> &'static str {
         match (&self.error, self.scheduled) {
             (Some(_), _) => "failed",
@@ -515,12 +542,13 @@ impl Single {
 }
 
 /// Stores messages in one transaction; each history starts with its first status.
-/// `deliveries` renders the notifications of each (index, id, creation time) with it.
+/// `deliveries` renders the notifications of each (index, id, creation time) with it. Returns
+/// the messages as stored.
 pub async fn enqueue_all(
     store: &Store,
     messages: &[Single],
     deliveries: impl Fn(usize, i64, i64) -> Vec<NewDelivery> + Send + 'static,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Item>> {
     let messages = messages.to_vec();
     store
         .grouped(move |conn| insert_all(conn, &messages, &deliveries))
@@ -531,9 +559,9 @@ fn insert_all(
     conn: &Connection,
     messages: &[Single],
     deliveries: impl Fn(usize, i64, i64) -> Vec<NewDelivery>,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Item>> {
     let now = Ts::now().0;
-    let mut ids = Vec::with_capacity(messages.len());
+    let mut items = Vec::with_capacity(messages.len());
     for (index, m) in messages.iter().enumerate() {
         let at = m.scheduled.map_or(now, |t| t.0);
         let (error_code, error_text) = match &m.error {
@@ -572,9 +600,9 @@ fn insert_all(
         )?;
         history(conn, id, m.status(), error_text, now)?;
         outbox::insert(conn, &deliveries(index, id, now), now)?;
-        ids.push(id);
+        items.push(m.item(id, now));
     }
-    Ok(ids)
+    Ok(items)
 }
 
 /// Cancels a message of the user that has not been handed to a channel yet, with the

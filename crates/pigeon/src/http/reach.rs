@@ -260,8 +260,7 @@ async fn create(
         max_price: number(&p, "maxPrice")?,
         validity_secs: number(&p, "validityPeriod")?,
     };
-    let id = messaging::create(&app, user.id, &input).await?;
-    let m = messaging::get(&app, user.id, id).await?;
+    let m = messaging::create(&app, user.id, &input).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(answer(&app, &user, &m).await?),

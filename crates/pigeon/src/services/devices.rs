@@ -136,9 +136,9 @@ pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Res
         }
         checked.push(single);
     }
-    let ids = queue::enqueue_all(&app.store, &checked, |_, _, _| Vec::new()).await?;
+    let stored = queue::enqueue_all(&app.store, &checked, |_, _, _| Vec::new()).await?;
     app.queued();
-    Ok(ids)
+    Ok(stored.iter().map(|m| m.id).collect())
 }
 
 async fn check_message(

@@ -96,8 +96,8 @@ fn check_schedule(at: Ts, now: Ts) -> Result<()> {
 }
 
 /// Checks and stores a message: queued for the router, scheduled, or failed at once when its
-/// price is above `maxPrice` or its recipient answered STOP.
-pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<i64> {
+/// price is above `maxPrice` or its recipient answered STOP; returns it as stored.
+pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<Item> {
     let dest = parse_e164(required(&m.dest, "dest")?)
         .map_err(|_| invalid("dest must be an E.164 phone number"))?;
     let src = parse_sender(required(&m.src, "src")?)
@@ -156,7 +156,7 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<i64> {
         error: refused.map(|(code, text)| (code.to_string(), text)),
     };
     let queued = notifications::reach_queued(app, &single).await?;
-    let id = queue::enqueue_all(
+    let stored = queue::enqueue_all(
         &app.store,
         std::slice::from_ref(&single),
         move |_, id, now| {
@@ -172,7 +172,7 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<i64> {
     .ok_or_else(|| ServiceError::Internal("message not stored".into()))?;
     // Without a phone yet: the router wakes the senders once it has given it one.
     app.wake.notify_waiters();
-    Ok(id)
+    Ok(stored)
 }
 
 pub async fn get(app: &App, user_id: i64, id: i64) -> Result<Item> {

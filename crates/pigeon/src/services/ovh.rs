@@ -377,7 +377,11 @@ pub async fn send(app: &App, user: &User, input: &JobInput) -> Result<Report> {
             None => invalid.push(raw.clone()),
         }
     }
-    let ids = queue::enqueue_all(&app.store, &singles, |_, _, _| Vec::new()).await?;
+    let ids: Vec<i64> = queue::enqueue_all(&app.store, &singles, |_, _, _| Vec::new())
+        .await?
+        .iter()
+        .map(|m| m.id)
+        .collect();
     match input.phone_id {
         Some(_) => app.queued(),
         None => app.wake.notify_waiters(),

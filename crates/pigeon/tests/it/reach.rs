@@ -186,6 +186,30 @@ async fn json_bodies_alphanumeric_senders_and_fetch() {
 }
 
 #[tokio::test]
+async fn the_create_answer_is_the_message_as_fetched_afterwards() {
+    let t = spawn().await;
+    accounts::set_setting(&t.app, "alice@example.com", "price_per_segment", "0.05")
+        .await
+        .expect("price");
+    let at = in_an_hour();
+    let cases: [&[(&str, &str)]; 4] = [
+        &[],
+        &[
+            ("bulkIdentifier", "b7"),
+            ("statusCallback", "http://127.0.0.1:9/cb"),
+        ],
+        &[("scheduledTime", &at), ("validityPeriod", "600")],
+        &[("maxPrice", "0.01"), ("src", "Pigeon")],
+    ];
+    for extra in cases {
+        let created = create(&t, extra).await;
+        let fetched = get_query(&t, "fetch", &[("messageId", &id_of(&created))]).await;
+        assert_eq!(fetched.status, 200, "{}", fetched.text);
+        assert_eq!(created, fetched.body, "{extra:?}");
+    }
+}
+
+#[tokio::test]
 async fn bad_input_gets_reach_errors_and_stores_nothing() {
     let t = spawn().await;
     let long = "x".repeat(153 * 10 + 1);
