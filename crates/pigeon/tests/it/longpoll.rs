@@ -154,3 +154,24 @@ async fn a_device_that_stops_polling_goes_offline_and_its_job_comes_back() {
         again.text
     );
 }
+
+#[tokio::test]
+async fn a_talking_device_is_recorded_as_seen_at_most_once_a_second() {
+    let t = spawn_with(|c| c.workers = true).await;
+    let (_, token) = paired(&t).await;
+    let seen = || async {
+        t.sql("SELECT last_seen_at FROM devices").await[0]["last_seen_at"]
+            .as_i64()
+            .expect("seen")
+    };
+    jobs(&t, &token, 0).await;
+    let connected = seen().await;
+    for _ in 0..5 {
+        let a = events(&t, &token, json!({"type": "heartbeat"})).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    assert_eq!(seen().await, connected, "heartbeats within a second");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    events(&t, &token, json!({"type": "heartbeat"})).await;
+    assert!(seen().await > connected, "a heartbeat a second later");
+}

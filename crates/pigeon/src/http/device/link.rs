@@ -32,7 +32,13 @@ pub struct Link {
     pending: HashMap<i64, Pending>,
     capacity: usize,
     last_heard: Instant,
+    /// When `last_seen_at` was last written.
+    last_recorded: Instant,
 }
+
+/// How often a talking device's `last_seen_at` is written: each write is a durable commit of
+/// its own, and a busy device sends a frame for every acknowledgement.
+const SEEN_EVERY: Duration = Duration::from_secs(1);
 
 impl Link {
     /// Marks the device connected.
@@ -44,6 +50,7 @@ impl Link {
             pending: HashMap::new(),
             capacity: 1,
             last_heard: Instant::now(),
+            last_recorded: Instant::now(),
         })
     }
 
@@ -94,7 +101,10 @@ impl Link {
     /// One frame from the device.
     pub async fn handle(&mut self, app: &App, frame: FromAgent) -> Result<(), ServiceError> {
         self.last_heard = Instant::now();
-        devices::seen(&app.store, &self.device, None, Ts::now()).await?;
+        if self.last_recorded.elapsed() >= SEEN_EVERY {
+            self.last_recorded = self.last_heard;
+            devices::seen(&app.store, &self.device, None, Ts::now()).await?;
+        }
         match frame {
             FromAgent::Hello { capacity, .. } => self.set_capacity(capacity.unwrap_or(1)),
             FromAgent::Heartbeat => {}
