@@ -11,7 +11,7 @@ use rusqlite::Connection;
 
 use crate::campaigns::Campaign;
 use crate::group::{execute, insert_returning_id, row, rows};
-use crate::messages::Item;
+use crate::messages::{Detailed, Item};
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts, placeholders};
 
@@ -475,6 +475,13 @@ pub enum ReportTarget<'a> {
     UserAdapter(i64, &'a str),
 }
 
+/// A message [`enqueue_all`] stored: its id and creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub id: i64,
+    pub created_at: i64,
+}
+
 /// One message sent outside any campaign, through an API (Astandes, Reach): through a phone it
 /// may leave for another of the same kind if that one fails, or routed like a campaign's.
 #[derive(Debug, Clone)]
@@ -506,11 +513,11 @@ pub struct Single {
 
 impl Single {
     /// Its first status.
-    /// The message as it is stored with `id` at `now`.
-    fn item(&self, id: i64, now: i64) -> Item {
+    /// The message as [`enqueue_all`] stored it, for the APIs' answers.
+    pub fn item(&self, stored: Stored) -> Item {
         let (error_code, error_text) = self.error.clone().unzip();
         Item {
-            id,
+            id: stored.id,
             user_id: self.user_id,
             phone_id: self.phone_id,
             direction: "outbound".into(),
@@ -524,11 +531,33 @@ impl Single {
             callback_url: self.callback_url.clone(),
             error_code,
             error_text,
-            at: self.scheduled.map_or(now, |t| t.0),
+            at: self.scheduled.map_or(stored.created_at, |t| t.0),
             sent_at: None,
             delivered_at: None,
-            created_at: now,
-            updated_at: now,
+            created_at: stored.created_at,
+            updated_at: stored.created_at,
+        }
+    }
+
+    /// [`Single::item`] with the fields of [`Detailed`].
+    pub fn detailed(&self, stored: Stored) -> Detailed {
+        Detailed {
+            id: stored.id,
+            user_id: self.user_id,
+            phone_id: self.phone_id,
+            direction: "outbound".into(),
+            origin: self.origin.clone(),
+            destination: Some(self.destination.clone()),
+            text: self.text.clone(),
+            status: self.status().into(),
+            client_ref: self.client_ref.clone(),
+            callback_url: self.callback_url.clone(),
+            valid_until: Some(self.valid_until.0),
+            max_tries: self.max_tries,
+            tries: 0,
+            error_code: self.error.as_ref().map(|(code, _)| code.clone()),
+            created_at: stored.created_at,
+            updated_at: stored.created_at,
         }
     }
 
@@ -542,13 +571,12 @@ impl Single {
 }
 
 /// Stores messages in one transaction; each history starts with its first status.
-/// `deliveries` renders the notifications of each (index, id, creation time) with it. Returns
-/// the messages as stored.
+/// `deliveries` renders the notifications of each (index, id, creation time) with it.
 pub async fn enqueue_all(
     store: &Store,
     messages: &[Single],
     deliveries: impl Fn(usize, i64, i64) -> Vec<NewDelivery> + Send + 'static,
-) -> Result<Vec<Item>> {
+) -> Result<Vec<Stored>> {
     let messages = messages.to_vec();
     store
         .grouped(move |conn| insert_all(conn, &messages, &deliveries))
@@ -559,9 +587,9 @@ fn insert_all(
     conn: &Connection,
     messages: &[Single],
     deliveries: impl Fn(usize, i64, i64) -> Vec<NewDelivery>,
-) -> Result<Vec<Item>> {
+) -> Result<Vec<Stored>> {
     let now = Ts::now().0;
-    let mut items = Vec::with_capacity(messages.len());
+    let mut stored = Vec::with_capacity(messages.len());
     for (index, m) in messages.iter().enumerate() {
         let at = m.scheduled.map_or(now, |t| t.0);
         let (error_code, error_text) = match &m.error {
@@ -600,9 +628,12 @@ fn insert_all(
         )?;
         history(conn, id, m.status(), error_text, now)?;
         outbox::insert(conn, &deliveries(index, id, now), now)?;
-        items.push(m.item(id, now));
+        stored.push(Stored {
+            id,
+            created_at: now,
+        });
     }
-    Ok(items)
+    Ok(stored)
 }
 
 /// Cancels a message of the user that has not been handed to a channel yet, with the

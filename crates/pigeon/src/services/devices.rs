@@ -105,16 +105,23 @@ pub struct MessageInput {
     pub notification: Option<String>,
 }
 
-/// Queues one message through a device; returns its id.
-pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<i64> {
+/// A message queued through a device, as stored, with that device.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub message: pigeon_store::messages::Detailed,
+    pub device: Device,
+}
+
+/// Queues one message through a device.
+pub async fn send(app: &App, user_id: i64, m: &MessageInput) -> Result<Queued> {
     Ok(send_all(app, user_id, std::slice::from_ref(m))
         .await?
         .remove(0))
 }
 
 /// Queues messages all or none: every one is checked (and its device chosen) before any is
-/// stored, then all are stored in one transaction. Returns their ids, in order.
-pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Result<Vec<i64>> {
+/// stored, then all are stored in one transaction. Returns them in order.
+pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Result<Vec<Queued>> {
     let mut checked = Vec::with_capacity(messages.len());
     // Messages of this batch already given to each phone, so random picks spread the batch.
     let mut planned: HashMap<i64, i64> = HashMap::new();
@@ -128,17 +135,23 @@ pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Res
             }
             other => other,
         };
-        let single = check_message(app, user_id, m, &planned)
+        let (single, device) = check_message(app, user_id, m, &planned)
             .await
             .map_err(which)?;
-        if let Some(phone) = single.phone_id {
-            *planned.entry(phone).or_default() += 1;
-        }
-        checked.push(single);
+        *planned.entry(device.phone_id).or_default() += 1;
+        checked.push((single, device));
     }
-    let stored = queue::enqueue_all(&app.store, &checked, |_, _, _| Vec::new()).await?;
+    let singles: Vec<Single> = checked.iter().map(|(single, _)| single.clone()).collect();
+    let stored = queue::enqueue_all(&app.store, &singles, |_, _, _| Vec::new()).await?;
     app.queued();
-    Ok(stored.iter().map(|m| m.id).collect())
+    Ok(checked
+        .into_iter()
+        .zip(stored)
+        .map(|((single, device), stored)| Queued {
+            message: single.detailed(stored),
+            device,
+        })
+        .collect())
 }
 
 async fn check_message(
@@ -146,7 +159,7 @@ async fn check_message(
     user_id: i64,
     m: &MessageInput,
     planned: &HashMap<i64, i64>,
-) -> Result<Single> {
+) -> Result<(Single, Device)> {
     let destination = parse_e164(&m.phone).map_err(|_| {
         ServiceError::Invalid(format!(
             "phone : \"{}\" is not a valid international phone number.",
@@ -177,7 +190,7 @@ async fn check_message(
         Through::Random => pick_random(app, user_id, planned).await?,
     };
     let analysis = text::analyse(&m.text);
-    Ok(Single {
+    let single = Single {
         user_id,
         api: "astandes",
         phone_id: Some(device.phone_id),
@@ -195,7 +208,8 @@ async fn check_message(
         tag: None,
         scheduled: None,
         error: None,
-    })
+    };
+    Ok((single, device))
 }
 
 /// `{"distribute": "random"}`: one of the attached, connected devices with the most spare

@@ -172,7 +172,7 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<Item> {
     .ok_or_else(|| ServiceError::Internal("message not stored".into()))?;
     // Without a phone yet: the router wakes the senders once it has given it one.
     app.wake.notify_waiters();
-    Ok(stored)
+    Ok(single.item(stored))
 }
 
 pub async fn get(app: &App, user_id: i64, id: i64) -> Result<Item> {

@@ -838,6 +838,9 @@ async fn message_options_are_kept() {
     assert_eq!(m["notification"], "http://127.0.0.1:9/status");
     let ttl = ms(&m["ttl"]) - ms(&m["created"]);
     assert!((ttl - 60_000).abs() < 2_000, "{m}");
+    // The answer is the message as stored.
+    let got = get(&t, &format!("/api/v1/message/{}", id(&m))).await;
+    assert_eq!((got.status, &got.body), (200, &m), "{}", got.text);
 
     // Numbers given as strings work as well.
     let m = send(

@@ -78,6 +78,12 @@ pub async fn messages(app: &App, user: i64, ids: &[i64]) -> Result<Vec<Value>, S
         .collect())
 }
 
+/// A message the API has just queued: its history is its first status.
+pub fn queued(q: &crate::services::devices::Queued) -> Value {
+    let m = &q.message;
+    message(m, Some(&q.device), &[(m.status.clone(), m.created_at)])
+}
+
 /// One message. `phone` is the other party (the recipient, or the sender of an inbound SMS),
 /// given also as `destination` (the document uses both names).
 pub fn message(m: &Detailed, device: Option<&Device>, history: &[(String, i64)]) -> Value {

@@ -392,12 +392,8 @@ async fn create_message(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input = message_input(&object(&body)?)?;
-    let id = devices::send(&app, user.id, &input).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(shown(&app, user.id, id).await?),
-    )
-        .into_response())
+    let queued = devices::send(&app, user.id, &input).await?;
+    Ok((StatusCode::CREATED, axum::Json(render::queued(&queued))).into_response())
 }
 
 /// Every message is checked before any is queued, so a bad one refuses the whole batch.
@@ -419,8 +415,8 @@ async fn bulk(
             _ => Err(bad(format!("messages[{i}] must be an object"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let ids = devices::send_all(&app, user.id, &inputs).await?;
-    let shown = render::messages(&app, user.id, &ids).await?;
+    let queued = devices::send_all(&app, user.id, &inputs).await?;
+    let shown = queued.iter().map(render::queued).collect();
     Ok((StatusCode::CREATED, axum::Json(Value::Array(shown))).into_response())
 }
 
