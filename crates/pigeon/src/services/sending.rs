@@ -50,7 +50,8 @@ pub async fn dispatch_due(app: &App, router: &mut Router) -> Result<usize> {
     )
     .await?;
     for (d, messages) in &mut dispatches {
-        if d.phone_fixed {
+        // Behind older messages waiting for a phone, new ones wait too rather than overtake.
+        if d.phone_fixed || router.behind {
             continue;
         }
         for m in messages.iter_mut() {
@@ -120,6 +121,8 @@ async fn dispatch_of(
 #[derive(Default)]
 pub struct Router {
     pools: HashMap<(i64, Option<i64>), (Settings, Vec<Candidate>)>,
+    /// Messages waiting for a phone were left for a later pass.
+    behind: bool,
 }
 
 impl Router {
@@ -191,8 +194,10 @@ fn preferences(settings: &Settings, mms: bool) -> Preferences {
 /// Gives queued messages without a phone one (RaspiSMS §5.5); those for which no phone is
 /// available wait. Returns how many were routed.
 pub async fn route_unassigned(app: &App, router: &mut Router) -> Result<usize> {
+    let waiting = queue::unassigned(&app.store, ROUTED_PER_PASS).await?;
+    router.behind = waiting.len() as i64 == ROUTED_PER_PASS;
     let mut assignments = Vec::new();
-    for m in queue::unassigned(&app.store, 500).await? {
+    for m in waiting {
         if let Some(phone) = router.pick(app, m.user_id, m.phone_group_id, m.mms).await? {
             assignments.push((m.id, Some(phone)));
         }
@@ -203,6 +208,9 @@ pub async fn route_unassigned(app: &App, router: &mut Router) -> Result<usize> {
     }
     Ok(routed)
 }
+
+/// Messages waiting for a phone that one pass of the router takes, at most.
+const ROUTED_PER_PASS: i64 = 500;
 
 /// Sends one claimed message through `phone`'s channel and records the outcome.
 pub async fn send(app: &App, channel: &Channel, phone: &Phone, m: &Queued) -> Result<()> {

@@ -110,7 +110,7 @@ async fn maintain(app: &App) {
 
 /// The router and the scheduler: whether they routed or dispatched anything. Messages waiting
 /// for a phone are routed before the new ones of due campaigns take what phones are left.
-async fn advance(app: &App) -> Result<bool, ServiceError> {
+pub async fn advance(app: &App) -> Result<bool, ServiceError> {
     let mut router = sending::Router::default();
     let routed = sending::route_unassigned(app, &mut router).await?;
     let dispatched = sending::dispatch_due(app, &mut router).await?;

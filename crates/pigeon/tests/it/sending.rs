@@ -431,6 +431,85 @@ async fn limits_and_priority_share_messages_between_phones() {
 }
 
 #[tokio::test]
+async fn a_message_waiting_for_a_phone_gets_it_before_a_newer_campaign() {
+    // No workers: the test takes the scheduler's passes itself.
+    let t = spawn_with(|_| {}).await;
+    t.set_setting("phone_limit", "1").await;
+    let a = phone(
+        &t,
+        "A",
+        "simulator",
+        &[],
+        &[
+            ("limits[0][volume]", "1"),
+            ("limits[0][startpoint]", "today"),
+        ],
+    )
+    .await;
+    let force = |status: &'static str| {
+        let t = &t;
+        async move {
+            let path = format!("/api/phone/{a}/status/force/");
+            assert_eq!(t.post(&path, &[("status", status)]).await.ok(), status);
+        }
+    };
+    let phone_of = |campaign: i64| {
+        let t = &t;
+        async move {
+            t.sql(&format!(
+                "SELECT phone_id FROM messages WHERE campaign_id = {campaign} AND status = 'queued'"
+            ))
+            .await[0]["phone_id"]
+                .as_i64()
+        }
+    };
+    force("disabled").await;
+    let waiting = campaign(&t, "first", &[NUMBER], &[]).await;
+    pigeon::workers::advance(&t.app).await.expect("pass");
+    assert_eq!(phone_of(waiting).await, None, "{}", dump(&t).await);
+    // The phone is back with room for one message: the waiting one gets it, not the new one.
+    force("available").await;
+    let newer = campaign(&t, "second", &["+33612345679"], &[]).await;
+    pigeon::workers::advance(&t.app).await.expect("pass");
+    assert_eq!(phone_of(waiting).await, Some(a), "{}", dump(&t).await);
+    assert_eq!(phone_of(newer).await, None, "{}", dump(&t).await);
+}
+
+#[tokio::test]
+async fn new_messages_wait_while_more_are_waiting_than_one_pass_routes() {
+    let t = spawn_with(|_| {}).await;
+    let a = phone(&t, "A", "simulator", &[], &[]).await;
+    let path = format!("/api/phone/{a}/status/force/");
+    assert_eq!(
+        t.post(&path, &[("status", "disabled")]).await.ok(),
+        "disabled"
+    );
+    let numbers: Vec<String> = (0..501).map(|i| format!("+336120{i:05}")).collect();
+    let numbers: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    campaign(&t, "many", &numbers, &[]).await;
+    pigeon::workers::advance(&t.app).await.expect("pass");
+    assert_eq!(
+        t.post(&path, &[("status", "available")]).await.ok(),
+        "available"
+    );
+    let newer = campaign(&t, "newer", &[NUMBER], &[]).await;
+    let unrouted = || async {
+        t.sql("SELECT campaign_id FROM messages WHERE phone_id IS NULL")
+            .await
+            .iter()
+            .map(|r| r["campaign_id"].as_i64().expect("campaign"))
+            .collect::<Vec<_>>()
+    };
+    // One pass routes 500 of the 501 waiting: the new message does not overtake the last.
+    pigeon::workers::advance(&t.app).await.expect("pass");
+    let left = unrouted().await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&newer), "{left:?}");
+    pigeon::workers::advance(&t.app).await.expect("pass");
+    assert_eq!(unrouted().await, Vec::<i64>::new());
+}
+
+#[tokio::test]
 async fn a_fixed_phone_is_always_used_without_the_limit_and_priority_settings() {
     let t = spawn_sending().await;
     let a = phone(
