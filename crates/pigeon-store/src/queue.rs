@@ -512,7 +512,6 @@ pub struct Single {
 }
 
 impl Single {
-    /// Its first status.
     /// The message as [`enqueue_all`] stored it, for the APIs' answers.
     pub fn item(&self, stored: Stored) -> Item {
         let (error_code, error_text) = self.error.clone().unzip();
@@ -561,6 +560,7 @@ impl Single {
         }
     }
 
+    /// Its first status.
     pub fn status(&self) -> &'static str {
         match (&self.error, self.scheduled) {
             (Some(_), _) => "failed",

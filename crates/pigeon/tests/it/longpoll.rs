@@ -164,13 +164,17 @@ async fn a_talking_device_is_recorded_as_seen_at_most_once_a_second() {
             .as_i64()
             .expect("seen")
     };
+    let opened = std::time::Instant::now();
     jobs(&t, &token, 0).await;
     let connected = seen().await;
     for _ in 0..5 {
         let a = events(&t, &token, json!({"type": "heartbeat"})).await;
         assert_eq!(a.status, 200, "{}", a.text);
     }
-    assert_eq!(seen().await, connected, "heartbeats within a second");
+    // (Only if this machine was quick enough for them to come within the second.)
+    if opened.elapsed() < Duration::from_millis(900) {
+        assert_eq!(seen().await, connected, "heartbeats within a second");
+    }
     tokio::time::sleep(Duration::from_millis(1100)).await;
     events(&t, &token, json!({"type": "heartbeat"})).await;
     assert!(seen().await > connected, "a heartbeat a second later");

@@ -201,6 +201,15 @@ async fn the_create_answer_is_the_message_as_fetched_afterwards() {
         &[("scheduledTime", &at), ("validityPeriod", "600")],
         &[("maxPrice", "0.01"), ("src", "Pigeon")],
     ];
+    t.sql_write(&format!(
+        "INSERT INTO stop_list (user_id, number, created_at) VALUES ({}, '+33612345678', 0)",
+        t.user_id
+    ))
+    .await;
+    let cases: Vec<&[(&str, &str)]> = cases
+        .into_iter()
+        .chain([&[("dest", "+33612345678")][..]])
+        .collect();
     for extra in cases {
         let created = create(&t, extra).await;
         let fetched = get_query(&t, "fetch", &[("messageId", &id_of(&created))]).await;
