@@ -1,6 +1,6 @@
 //! Calls a phone reported (inbound call alerts).
 
-use crate::group::insert_returning_id;
+use crate::group::insert_id;
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts};
 
@@ -43,10 +43,10 @@ pub async fn create_inbound(
     store
         .grouped(move |conn| {
             let now = Ts::now().0;
-            let id = insert_returning_id(
+            let id = insert_id(
                 conn,
                 "INSERT INTO calls (user_id, phone_id, uid, start_at, end_at, direction, origin, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'inbound', $6, $7, $7) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, 'inbound', $6, $7, $7)",
                 &[&user_id, &phone_id, &uid, &start, &end, &origin, &now],
             )?;
             outbox::insert(conn, &deliveries(id), now)?;

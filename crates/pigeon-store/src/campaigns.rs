@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::Connection;
 use sqlx::AssertSqlSafe;
 
-use crate::group::{execute, insert_returning_id};
+use crate::group::{execute, insert_id};
 
 use crate::{Page, Result, Store, Ts, found, placeholders};
 
@@ -95,10 +95,10 @@ pub async fn create(store: &Store, user_id: i64, c: &NewCampaign) -> Result<i64>
 
 fn insert(conn: &Connection, user_id: i64, c: &NewCampaign) -> Result<i64> {
     let now = Ts::now().0;
-    let id = insert_returning_id(
+    let id = insert_id(
         conn,
         "INSERT INTO campaigns (user_id, text, at, phone_id, phone_group_id, flash, mms, tag, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
         &[
             &user_id,
             &c.text,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use sqlx::AssertSqlSafe;
 
-use crate::group::{execute, insert_returning_id};
+use crate::group::{execute, insert_id};
 use crate::outbox::{self, NewDelivery};
 use crate::{Page, Result, Store, Ts, placeholders};
 
@@ -75,11 +75,11 @@ pub async fn insert_with(
     store
         .grouped(move |conn| {
             let now = Ts::now().0;
-            let id = insert_returning_id(
+            let id = insert_id(
                 conn,
                 "INSERT INTO messages (user_id, phone_id, direction, origin, destination, text, flash, mms, status, \
                  provider_id, adapter, campaign_id, tag, at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
                 &[
                     &m.user_id,
                     &m.phone_id,

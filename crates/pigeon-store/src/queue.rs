@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use crate::campaigns::Campaign;
-use crate::group::{execute, insert_returning_id, row, rows};
+use crate::group::{execute, insert_id, row, rows};
 use crate::messages::{Detailed, Item};
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, Ts, placeholders};
@@ -130,13 +130,12 @@ fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Res
         return Ok(false);
     }
     for m in messages {
-        let id = insert_returning_id(
+        let id = insert_id(
             conn,
             "INSERT INTO messages (user_id, phone_id, phone_group_id, phone_fixed, direction, destination, text, \
              encoding, segments, flash, mms, status, campaign_id, tag, valid_until, max_tries, tries, next_try_at, \
              at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $10, 'queued', $11, $12, $13, $14, 0, $15, $15, $15, $15) \
-             RETURNING id",
+             VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $10, 'queued', $11, $12, $13, $14, 0, $15, $15, $15, $15)",
             &[
                 &d.user_id,
                 &m.phone_id,
@@ -596,13 +595,13 @@ fn insert_all(
             Some((code, text)) => (Some(code.as_str()), Some(text.as_str())),
             None => (None, None),
         };
-        let id = insert_returning_id(
+        let id = insert_id(
             conn,
             "INSERT INTO messages (user_id, api, phone_id, phone_fixed, flash, direction, origin, destination, text, encoding, \
              segments, status, client_ref, callback_url, tag, error_code, error_text, valid_until, max_tries, tries, next_try_at, \
              at, created_at, updated_at) \
              VALUES ($1, $2, $3, $19, $20, 'outbound', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $17, \
-             $18, $18) RETURNING id",
+             $18, $18)",
             &[
                 &m.user_id,
                 &m.api,
