@@ -7,7 +7,8 @@
 //! The groups run on a thread of their own with a connection of their own (rusqlite). Going
 //! through sqlx would cost a hand-off to its worker thread per statement, which profiles showed
 //! to be half of Pigeon's time under load; here a whole group costs one. There is still one
-//! writer at a time: a group holds sqlx's single writer connection while it runs.
+//! writer at a time: the groups hold sqlx's single writer connection while they follow one
+//! another (up to 32 of them or 10 ms), then the writes outside the groups get their turn.
 //!
 //! The fsync is pipelined, as a database server flushes its log: the group connection commits
 //! without syncing (`synchronous=NORMAL`: the WAL is written, not flushed) and goes on with
@@ -24,6 +25,7 @@
 use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::ToSql;
 use rusqlite::{CachedStatement, Connection, Row};
@@ -31,6 +33,7 @@ use sqlx::sqlite::SqlitePool;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::checkpoint::Checkpointer;
 use crate::{Result, StoreError};
 
 /// Writes in one group at most: enough to amortise an fsync, few enough to keep latency low.
@@ -71,7 +74,12 @@ impl Committer {
     /// Starts the thread that runs the groups on the writer connection; it ends when the last
     /// handle on the store is dropped. With `wal`, the committed groups are answered once that
     /// file is flushed (see above); without, at once (durability `normal`).
-    pub(crate) fn start(writer: SqlitePool, conn: Connection, wal: Option<PathBuf>) -> Committer {
+    pub(crate) fn start(
+        writer: SqlitePool,
+        conn: Connection,
+        checkpointer: Checkpointer,
+        wal: Option<PathBuf>,
+    ) -> Committer {
         let (tx, rx) = mpsc::channel();
         let runtime = Handle::current();
         let answer = match wal {
@@ -88,7 +96,7 @@ impl Committer {
         };
         std::thread::Builder::new()
             .name("pigeon-group-commit".into())
-            .spawn(move || Groups::new(&rx, &answer).run(&runtime, &writer, &conn))
+            .spawn(move || Groups::new(&rx, &answer, &checkpointer).run(&runtime, &writer, &conn))
             .expect("the group commit thread starts");
         Committer(std::sync::Arc::new(Events(tx)))
     }
@@ -198,20 +206,23 @@ fn fail_outcomes(outcomes: Outcomes, message: &str) -> Outcomes {
 struct Groups<'a> {
     events: &'a mpsc::Receiver<Event>,
     answer: &'a Answer,
+    checkpointer: &'a Checkpointer,
     /// Groups handed to the flush thread and not flushed yet.
     flushing: usize,
-    /// Whether the group being committed waited for a flush.
-    waited: bool,
     stopped: bool,
 }
 
 impl<'a> Groups<'a> {
-    fn new(events: &'a mpsc::Receiver<Event>, answer: &'a Answer) -> Self {
+    fn new(
+        events: &'a mpsc::Receiver<Event>,
+        answer: &'a Answer,
+        checkpointer: &'a Checkpointer,
+    ) -> Self {
         Groups {
             events,
             answer,
+            checkpointer,
             flushing: 0,
-            waited: false,
             stopped: false,
         }
     }
@@ -221,7 +232,10 @@ impl<'a> Groups<'a> {
         let _context = runtime.enter();
         while let Some(first) = self.next_job(Wait::Yes) {
             // Held while groups follow one another (up to a bound, so that the other writes
-            // get their turn): no other write runs meanwhile.
+            // get their turn): no other write runs meanwhile. Taking it costs a round trip
+            // through the runtime (giving it back spawns a task there), so it is not given
+            // back between groups that follow closely.
+            let turn = Instant::now();
             let writer = runtime.block_on(writer.acquire());
             let mut next = Some(first);
             let mut groups = 0;
@@ -240,11 +254,8 @@ impl<'a> Groups<'a> {
                     self.flushing = 0;
                 }
                 groups += 1;
-                // A group that waited for a flush held the writer that long: the other
-                // writes get their turn after it.
-                let waited = std::mem::take(&mut self.waited);
-                if groups < GROUPS_PER_TURN && !waited {
-                    next = self.next_job(Wait::No);
+                if groups < GROUPS_PER_TURN && turn.elapsed() < TURN {
+                    next = self.next_job(Wait::Briefly);
                 }
             }
         }
@@ -254,16 +265,11 @@ impl<'a> Groups<'a> {
     /// None once the store is gone.
     fn next_job(&mut self, wait: Wait) -> Option<Job> {
         while !self.stopped {
-            let block = match wait {
-                Wait::Yes => true,
-                Wait::WhileFlushing => self.flushing > 0,
-                Wait::No => false,
-            };
-            let event = if block {
-                self.waited |= matches!(wait, Wait::WhileFlushing);
-                self.events.recv().ok()?
-            } else {
-                self.events.try_recv().ok()?
+            let event = match wait {
+                Wait::Yes => self.events.recv().ok()?,
+                Wait::WhileFlushing if self.flushing > 0 => self.events.recv().ok()?,
+                Wait::WhileFlushing => self.events.try_recv().ok()?,
+                Wait::Briefly => self.events.recv_timeout(LINGER).ok()?,
             };
             match event {
                 Event::Job(job) => return Some(job),
@@ -316,6 +322,9 @@ impl<'a> Groups<'a> {
             }
         }
         let ended = begun.and_then(|()| conn.execute_batch("COMMIT"));
+        if ended.is_ok() {
+            self.checkpointer.committed(conn);
+        }
         if let Err(e) = ended {
             let _ = conn.execute_batch("ROLLBACK");
             let message = e.to_string();
@@ -339,11 +348,16 @@ enum Wait {
     Yes,
     /// While a flush runs: the open group may as well take in what arrives until it ends.
     WhileFlushing,
-    No,
+    /// Up to [`LINGER`]: the writer connection is kept that long for a write to come.
+    Briefly,
 }
 
-/// Groups committed in a row before the writer connection is given back.
+/// Groups committed in a row before the writer connection is given back, at most...
 const GROUPS_PER_TURN: usize = 32;
+/// ...and for how long at most, so that the writes outside the groups wait little.
+const TURN: Duration = Duration::from_millis(10);
+/// How long the writer connection is kept, once a group is committed, for the next write.
+const LINGER: Duration = Duration::from_millis(1);
 
 /// Runs a write in a savepoint of its own, rolled back if it fails.
 fn savepoint(conn: &Connection, work: &mut Work) -> Output {
@@ -494,6 +508,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn writes_outside_the_groups_get_their_turn_under_a_stream_of_grouped_writes() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (_dir, store) = store().await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut streams = tokio::task::JoinSet::new();
+        for first in 0..16_i64 {
+            let (store, stop) = (store.clone(), stop.clone());
+            streams.spawn(async move {
+                let mut n = 1_000_000 + first;
+                while !stop.load(Ordering::Relaxed) {
+                    insert(store.clone(), n).await.expect("grouped");
+                    n += 16;
+                }
+            });
+        }
+        for n in 0..20_i64 {
+            let started = Instant::now();
+            sqlx::query("INSERT INTO t (n) VALUES ($1)")
+                .bind(n)
+                .execute(store.w())
+                .await
+                .expect("direct write");
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "a direct write waited {:?}",
+                started.elapsed()
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        while let Some(stream) = streams.join_next().await {
+            stream.expect("stream");
+        }
+    }
+
+    #[tokio::test]
     async fn writes_that_fail_after_writing_are_undone_alone_and_the_others_stored_once() {
         let (_dir, store) = store().await;
         // Writes at once, so that groups mix them: every tenth inserts, then fails.
@@ -535,9 +585,11 @@ mod tests {
         let (dir, store) = store().await;
         let conn = Connection::open(dir.path().join("g.db")).expect("open");
         // A WAL that cannot be flushed: the write is committed, but not acknowledged.
+        let checkpointer = Checkpointer::start(&conn, &dir.path().join("g.db")).expect("start");
         let committer = Committer::start(
             store.w().clone(),
             conn,
+            checkpointer,
             Some(dir.path().join("no-such-wal")),
         );
         let answer = committer
@@ -570,7 +622,8 @@ mod tests {
         let conn = Connection::open(dir.path().join("g.db")).expect("open");
         conn.busy_timeout(std::time::Duration::from_millis(50))
             .expect("timeout");
-        let committer = Committer::start(store.w().clone(), conn, None);
+        let checkpointer = Checkpointer::start(&conn, &dir.path().join("g.db")).expect("start");
+        let committer = Committer::start(store.w().clone(), conn, checkpointer, None);
         // Another process holds the write lock past the committer's patience.
         let holder = Connection::open(dir.path().join("g.db")).expect("open");
         holder.execute_batch("BEGIN IMMEDIATE").expect("lock");
