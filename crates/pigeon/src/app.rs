@@ -51,6 +51,8 @@ pub struct App {
     pub recent_targets: Recent<(i64, &'static str), crate::services::events::Targets>,
     /// Phones' owners (which never change), read per delivery report.
     pub recent_phone_owners: Recent<i64, i64>,
+    /// Devices by (account, id), read per message sent through one.
+    pub recent_devices: Recent<(i64, i64), pigeon_store::devices::Device>,
 }
 
 /// How long an account or its settings may be served from memory: what a change made by the
@@ -110,6 +112,7 @@ impl App {
             recent_settings: Recent::new(RECENT_TTL),
             recent_targets: Recent::new(RECENT_TTL),
             recent_phone_owners: Recent::new(RECENT_TTL),
+            recent_devices: Recent::new(RECENT_TTL),
         })
     }
 

@@ -53,19 +53,33 @@ pub async fn create(app: &App, user_id: i64, f: &DeviceFields) -> Result<Device>
 pub async fn update(app: &App, user_id: i64, id: i64, f: &DeviceFields) -> Result<Device> {
     check(f)?;
     devices::update(&app.store, user_id, id, f).await?;
+    app.recent_devices.clear();
     devices::get(&app.store, user_id, id)
         .await?
         .ok_or(ServiceError::NotFound)
 }
 
 pub async fn delete(app: &App, user_id: i64, id: i64) -> Result<()> {
-    Ok(devices::delete(&app.store, user_id, id).await?)
+    devices::delete(&app.store, user_id, id).await?;
+    app.recent_devices.clear();
+    Ok(())
 }
 
 pub async fn get(app: &App, user_id: i64, id: i64) -> Result<Device> {
     devices::get(&app.store, user_id, id)
         .await?
         .ok_or(ServiceError::NotFound)
+}
+
+/// [`get`], from memory when it was read within the last second: messages sent through a
+/// device read it each, and it changes through this module, which forgets it then.
+async fn get_recent(app: &App, user_id: i64, id: i64) -> Result<Device> {
+    if let Some(device) = app.recent_devices.get(&(user_id, id)) {
+        return Ok(device);
+    }
+    let device = get(app, user_id, id).await?;
+    app.recent_devices.put((user_id, id), device.clone());
+    Ok(device)
 }
 
 pub async fn list(app: &App, user_id: i64, f: &Filter) -> Result<(Vec<Device>, i64)> {
@@ -186,7 +200,7 @@ async fn check_message(
         super::webhooks::check_url(url)?;
     }
     let device = match m.through {
-        Through::Device(id) => get(app, user_id, id).await?,
+        Through::Device(id) => get_recent(app, user_id, id).await?,
         Through::Random => pick_random(app, user_id, planned).await?,
     };
     let analysis = text::analyse(&m.text);
@@ -356,6 +370,7 @@ pub async fn pair(
     )
     .await
     .map_err(ServiceError::from)?;
+    app.recent_devices.clear();
     match redeemed {
         Some(device) => Ok(Paired { token, device }),
         None => {

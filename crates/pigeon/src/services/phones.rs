@@ -200,7 +200,8 @@ pub async fn force_status(app: &App, user_id: i64, id: i64, status: &str) -> Res
 
 pub async fn delete(app: &App, user_id: i64, id: i64) -> Result<()> {
     phones::delete(&app.store, user_id, id).await?;
-    // Its id may be given to the next phone, of another owner.
+    // Its id may be given to the next phone, of another owner; a device behind it goes too.
     app.recent_phone_owners.clear();
+    app.recent_devices.clear();
     Ok(())
 }

@@ -815,6 +815,30 @@ async fn message_through_a_device() {
 }
 
 #[tokio::test]
+async fn a_message_shows_its_device_as_it_is_at_once_after_a_change_and_none_once_deleted() {
+    let t = spawn().await;
+    let d = device(&t, json!({"firstname": "Before"})).await;
+    let body = json!({"device": id(&d), "phone": NUMBER, "text": "hi"});
+    assert_eq!(send(&t, body.clone()).await["device"], d);
+    let path = format!("/api/v1/device/{}", id(&d));
+    let changed = call(
+        &t,
+        &t.key,
+        Method::PUT,
+        &path,
+        Some(&json!({"firstname": "After"})),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(send(&t, body.clone()).await["device"], changed.body);
+    assert_eq!(delete(&t, &path).await.status, 200);
+    let stored = stored_messages(&t).await;
+    let gone = post(&t, "/api/v1/message", &body).await;
+    assert_error(&gone, 404);
+    assert_eq!(stored_messages(&t).await, stored);
+}
+
+#[tokio::test]
 async fn message_options_are_kept() {
     let t = spawn().await;
     let d = device(&t, json!({})).await;
