@@ -51,6 +51,8 @@ pub struct App {
     pub recent_targets: Recent<(i64, &'static str), crate::services::events::Targets>,
     /// Phones' owners (which never change), read per delivery report.
     pub recent_phone_owners: Recent<i64, i64>,
+    /// STOP lists by account, read per message (Reach) or scheduler pass.
+    pub recent_stop_lists: Recent<i64, Arc<std::collections::HashSet<String>>>,
     /// Devices by (account, id), read per message sent through one.
     pub recent_devices: Recent<(i64, i64), pigeon_store::devices::Device>,
 }
@@ -112,6 +114,7 @@ impl App {
             recent_settings: Recent::new(RECENT_TTL),
             recent_targets: Recent::new(RECENT_TTL),
             recent_phone_owners: Recent::new(RECENT_TTL),
+            recent_stop_lists: Recent::new(RECENT_TTL),
             recent_devices: Recent::new(RECENT_TTL),
         })
     }

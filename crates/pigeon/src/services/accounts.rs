@@ -1,6 +1,6 @@
 //! Accounts: creation, API-key authentication and rotation, status, settings.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use argon2::Argon2;
@@ -198,6 +198,17 @@ pub async fn set_setting(app: &App, email: &str, name: &str, value: &str) -> Res
     app.recent_settings.clear();
     app.recent_targets.clear();
     Ok(())
+}
+
+/// The account's STOP list, from memory when it was read within the last second (this server
+/// forgets it when it changes the list).
+pub async fn stop_list(app: &App, user_id: i64) -> Result<Arc<HashSet<String>>> {
+    if let Some(numbers) = app.recent_stop_lists.get(&user_id) {
+        return Ok(numbers);
+    }
+    let numbers = Arc::new(pigeon_store::stop_list::numbers(&app.store, user_id).await?);
+    app.recent_stop_lists.put(user_id, numbers.clone());
+    Ok(numbers)
 }
 
 pub async fn settings(app: &App, user_id: i64) -> Result<Settings> {

@@ -93,6 +93,7 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
         Some(Keyword::Stop) => stop(app, &phone, &sms.origin).await?,
         Some(Keyword::Start) => {
             stop_list::remove(&app.store, phone.user_id, &sms.origin).await?;
+            app.recent_stop_lists.clear();
         }
         None => {}
     }
@@ -103,6 +104,7 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
 /// and, the first time, acknowledges through the same phone.
 async fn stop(app: &App, phone: &Phone, origin: &str) -> Result<()> {
     let added = stop_list::add(&app.store, phone.user_id, origin).await?;
+    app.recent_stop_lists.clear();
     let settings = accounts::settings(app, phone.user_id).await?;
     if added && settings.is_on("smsstop_respond") {
         let input = CampaignInput {

@@ -12,7 +12,6 @@ use pigeon_core::text;
 use pigeon_core::time::Ts;
 use pigeon_store::messages::{self, Item, ItemFilter};
 use pigeon_store::queue::{self, Single};
-use pigeon_store::stop_list;
 
 use super::{Result, ServiceError, accounts, notifications, webhooks};
 use crate::app::App;
@@ -133,7 +132,7 @@ pub async fn create(app: &App, user_id: i64, m: &NewMessage) -> Result<Item> {
         _ => None,
     };
     let stopped =
-        settings.is_on("smsstop") && stop_list::contains(&app.store, user_id, &dest).await?;
+        settings.is_on("smsstop") && accounts::stop_list(app, user_id).await?.contains(&dest);
     let refused = refused.or(stopped.then(|| ("21610", "the recipient answered STOP".to_string())));
     let start = m.scheduled.unwrap_or(now);
     let single = Single {

@@ -347,7 +347,7 @@ pub async fn send(app: &App, user: &User, input: &JobInput) -> Result<Report> {
             "validityPeriod must be between 1 and 20160 minutes".into(),
         ));
     }
-    let stopped = stop_list::numbers(&app.store, user.id).await?;
+    let stopped = accounts::stop_list(app, user.id).await?;
     let callback = Some(settings.get("ovh_callback").to_string()).filter(|c| !c.is_empty());
     let (mut valid, mut invalid, mut singles) = (Vec::new(), Vec::new(), Vec::new());
     for raw in &input.receivers {
@@ -463,6 +463,7 @@ pub async fn blacklisted(app: &App, user_id: i64, number: &str) -> Result<Entry>
 pub async fn unblacklist(app: &App, user_id: i64, number: &str) -> Result<()> {
     let entry = blacklisted(app, user_id, number).await?;
     stop_list::remove(&app.store, user_id, &entry.number).await?;
+    app.recent_stop_lists.clear();
     Ok(())
 }
 

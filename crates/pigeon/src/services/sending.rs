@@ -14,11 +14,11 @@ use pigeon_core::text;
 use pigeon_core::time::Ts;
 use pigeon_store::campaigns::{self, Campaign, Links};
 use pigeon_store::groups::{self, PHONE_GROUPS};
+use pigeon_store::media;
 use pigeon_store::outbox::NewDelivery;
 use pigeon_store::phones::{self, Pending, Phone};
 use pigeon_store::queue::{self, Attempt, Dispatch, NewOutbound, Queued};
 use pigeon_store::quotas::{self, Quota};
-use pigeon_store::{media, stop_list};
 use serde_json::json;
 
 use super::accounts::{self, Settings};
@@ -41,7 +41,7 @@ pub async fn dispatch_due(app: &App, router: &mut Router) -> Result<usize> {
     let mut stop_lists = HashMap::new();
     for c in &due {
         if let Entry::Vacant(slot) = stop_lists.entry(c.user_id) {
-            slot.insert(stop_list::numbers(&app.store, c.user_id).await?);
+            slot.insert(accounts::stop_list(app, c.user_id).await?);
         }
     }
     let mut dispatches = futures_util::future::try_join_all(

@@ -183,6 +183,21 @@ pub fn created_id(a: &Answer) -> i64 {
     }
 }
 
+/// An SMS from `origin` received by `phone`, a phone of the `test` adapter, through its
+/// reception callback.
+pub async fn inject(t: &TestApp, phone: i64, origin: &str, text: &str) {
+    let a = answer(
+        t.client
+            .post(t.url(&format!(
+                "/callback/reception/test/{phone}/?api_key={}",
+                t.key
+            )))
+            .form(&[("origin", origin), ("text", text)]),
+    )
+    .await;
+    assert_eq!((a.status, a.text.as_str()), (200, ""), "reception callback");
+}
+
 pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();

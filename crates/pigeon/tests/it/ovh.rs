@@ -13,7 +13,7 @@ use pigeon::services::{accounts, quotas};
 use pigeon_core::signature;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, answer, poll, spawn, spawn_sending};
+use crate::helpers::{TestApp, inject, poll, spawn, spawn_sending};
 
 const SN: &str = "sms-alice-1";
 const DEST: &str = "+33612345678";
@@ -229,20 +229,6 @@ async fn set(t: &TestApp, name: &str, value: &str) {
     accounts::set_setting(&t.app, "alice@example.com", name, value)
         .await
         .unwrap_or_else(|e| panic!("setting {name}={value}: {e}"));
-}
-
-/// Injects an inbound SMS on a test phone through its reception callback.
-async fn inject(t: &TestApp, phone: i64, origin: &str, text: &str) {
-    let a = answer(
-        t.client
-            .post(t.url(&format!(
-                "/callback/reception/test/{phone}/?api_key={}",
-                t.key
-            )))
-            .form(&[("origin", origin), ("text", text)]),
-    )
-    .await;
-    assert_eq!((a.status, a.text.as_str()), (200, ""), "reception callback");
 }
 
 /// The test adapter's delivery report for the message sent to `dest`.

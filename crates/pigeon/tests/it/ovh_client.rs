@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode, Uri};
 
-use crate::helpers::{TestApp, answer, poll, spawn_sending};
+use crate::helpers::{inject, poll, spawn_sending};
 use crate::python;
 
 const REQUIREMENTS: &[&str] = &["ovh==1.2.0"];
@@ -75,20 +75,6 @@ async fn callback_receiver() -> (String, Hits) {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
     (format!("http://{addr}{CALLBACK_PATH}?run=compat"), hits)
-}
-
-/// Injects an SMS from `origin` on the test phone `phone`, as the test adapter receives one.
-async fn inject(t: &TestApp, phone: i64, origin: &str, text: &str) {
-    let a = answer(
-        t.client
-            .post(t.url(&format!(
-                "/callback/reception/test/{phone}/?api_key={}",
-                t.key
-            )))
-            .form(&[("origin", origin), ("text", text)]),
-    )
-    .await;
-    assert_eq!((a.status, a.text.as_str()), (200, ""), "reception callback");
 }
 
 /// The service name of the contract: `sms-` + the email's local part (lowercased, `[a-z0-9]`

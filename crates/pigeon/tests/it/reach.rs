@@ -13,7 +13,7 @@ use pigeon::services::accounts;
 use pigeon_core::signature;
 use serde_json::{Value, json};
 
-use crate::helpers::{Answer, TestApp, answer, poll, spawn, spawn_sending, spawn_with};
+use crate::helpers::{Answer, TestApp, answer, inject, poll, spawn, spawn_sending, spawn_with};
 
 const DEST: &str = "+237671234567";
 const SRC: &str = "+237691234567";
@@ -593,12 +593,11 @@ async fn max_price_fails_a_message_that_costs_more() {
             .is_some_and(|m| m.contains("maxPrice")),
         "{dear}"
     );
-    // A number on the STOP list fails at once too.
-    t.sql_write(&format!(
-        "INSERT INTO stop_list (user_id, number, created_at) VALUES ({}, '+33612345678', 0)",
-        t.user_id
-    ))
-    .await;
+    // A number that answered STOP fails at once too, from the next message on.
+    let inbox = t
+        .create("/api/phone/", &[("name", "inbox"), ("adapter", "test")])
+        .await;
+    inject(&t, inbox, "+33612345678", "STOP").await;
     let stopped = create(&t, &[("dest", "+33612345678")]).await;
     assert_eq!(
         (stopped["status"].as_str(), stopped["errorCode"].as_i64()),

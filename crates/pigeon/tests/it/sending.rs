@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::helpers::{
-    TestApp, all_with_status, answer, poll, spawn_sending, spawn_with, sql_at, wait_rows,
+    TestApp, all_with_status, answer, inject, poll, spawn_sending, spawn_with, sql_at, wait_rows,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -144,20 +144,6 @@ async fn set_credit(t: &TestApp, credit: i64) {
     quotas::set(&t.app, "alice@example.com", &quota)
         .await
         .expect("quota");
-}
-
-/// Injects an inbound SMS on a test phone through its reception callback.
-async fn inject(t: &TestApp, phone: i64, origin: &str, text: &str) {
-    let a = answer(
-        t.client
-            .post(t.url(&format!(
-                "/callback/reception/test/{phone}/?api_key={}",
-                t.key
-            )))
-            .form(&[("origin", origin), ("text", text)]),
-    )
-    .await;
-    assert_eq!((a.status, a.text.as_str()), (200, ""), "reception callback");
 }
 
 #[tokio::test]

@@ -18,7 +18,9 @@ use pigeon_store::messages::{self, NewMessage};
 use serde_json::Value;
 
 use crate::binary::{logs, read_api_key, spawn, wait_until_up};
-use crate::helpers::{TestApp, all_with_status, answer, poll, spawn_with, sql_at, wait_rows};
+use crate::helpers::{
+    TestApp, all_with_status, answer, inject, poll, spawn_with, sql_at, wait_rows,
+};
 use crate::webhook_receiver::{
     Hit, Receiver, Reply, SEND_SMS_KEYS, WAIT, assert_recent, format_utc, keys, paths, sorted,
     verify, verify_all,
@@ -61,20 +63,6 @@ async fn create_webhook(t: &TestApp, url: &str, kind: &str) -> (i64, String) {
 async fn test_phone(t: &TestApp) -> i64 {
     t.create("/api/phone/", &[("name", "test"), ("adapter", "test")])
         .await
-}
-
-/// Injects an inbound SMS on a test phone through its reception callback.
-async fn inject(t: &TestApp, phone: i64, origin: &str, text: &str) {
-    let a = answer(
-        t.client
-            .post(t.url(&format!(
-                "/callback/reception/test/{phone}/?api_key={}",
-                t.key
-            )))
-            .form(&[("origin", origin), ("text", text)]),
-    )
-    .await;
-    assert_eq!((a.status, a.text.as_str()), (200, ""), "reception callback");
 }
 
 fn rows(a: &crate::helpers::Answer) -> Vec<Value> {
