@@ -3,8 +3,12 @@
 //! were copied into the database and synced. Here the group connection only notes the WAL's
 //! size as it commits (a WAL hook replaces its automatic checkpoint) and, past
 //! [`WAL_CHECKPOINT_PAGES`], wakes a thread of its own that checkpoints on another connection
-//! (`PASSIVE`: it copies what no reader still needs and never blocks the writer). The next
-//! write after a complete checkpoint starts the WAL over from its beginning, as before.
+//! (`PASSIVE`: it copies what no reader still needs and never blocks the writer). SQLite starts
+//! the WAL over at the first write after a checkpoint that left nothing behind; as groups
+//! commit while the thread copies, the committing thread copies what they added itself at its
+//! next commit (a few groups' pages), and the write after it starts the WAL over. The sqlx
+//! connections keep SQLite's automatic checkpoint at the same threshold, for their own rare
+//! writes.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
@@ -12,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
@@ -39,50 +44,80 @@ pub(crate) struct Checkpointer {
     wake: mpsc::SyncSender<()>,
     /// A checkpoint was asked for and has not ended yet.
     running: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    /// The thread checkpointed since the WAL last started over.
+    ran: Cell<bool>,
 }
 
 impl Checkpointer {
     /// Takes over the checkpoints of `committing` (whose commits must then run on one thread,
     /// the one that calls [`Checkpointer::committed`]), with a connection of its own to the
-    /// database at `path`. The thread ends when the checkpointer is dropped.
+    /// database at `path`. The thread ends, once a checkpoint under way is done, when the
+    /// checkpointer is dropped.
     pub(crate) fn start(committing: &Connection, path: &Path) -> Result<Checkpointer> {
         let own = Connection::open(path)?;
         committing.wal_hook(Some(note_wal_pages));
         let (wake, woken) = mpsc::sync_channel(1);
         let running = Arc::new(AtomicBool::new(false));
         let done = running.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("pigeon-checkpoint".into())
             .spawn(move || {
                 while woken.recv().is_ok() {
-                    if let Err(e) = checkpoint(&own) {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; tried again later");
-                    }
+                    checkpoint(&own);
                     done.store(false, Ordering::Release);
                 }
             })
             .map_err(|e| crate::StoreError::Group(format!("the checkpoint thread: {e}")))?;
-        Ok(Checkpointer { wake, running })
+        Ok(Checkpointer {
+            wake,
+            running,
+            thread,
+            ran: Cell::new(false),
+        })
     }
 
-    /// After a commit on `committing`: a checkpoint is started if the WAL has grown past the
-    /// threshold and none is running. Should the thread be gone, it runs here.
+    /// After a commit on `committing`, with the WAL past the threshold: the thread is woken if
+    /// it has not checkpointed since the WAL last started over. If it has, commits landed while
+    /// it copied, and the WAL only starts over once a checkpoint leaves nothing behind when a
+    /// write begins: what they added (a few groups' pages) is copied here, between two groups,
+    /// as SQLite would (so too if the thread is gone).
     pub(crate) fn committed(&self, committing: &Connection) {
-        let pages = WAL_PAGES.with(Cell::get);
-        if pages < WAL_CHECKPOINT_PAGES || self.running.swap(true, Ordering::AcqRel) {
+        if WAL_PAGES.with(Cell::get) < WAL_CHECKPOINT_PAGES {
+            self.ran.set(false);
             return;
         }
-        if self.wake.try_send(()).is_err() {
-            if let Err(e) = checkpoint(committing) {
-                tracing::warn!(error = %e, "WAL checkpoint failed; tried again later");
-            }
+        let gone = self.thread.is_finished();
+        if self.running.load(Ordering::Acquire) && !gone {
+            return;
+        }
+        if self.ran.get() || gone {
+            checkpoint(committing);
+            self.ran.set(false);
+            return;
+        }
+        self.running.store(true, Ordering::Release);
+        if self.wake.try_send(()).is_ok() {
+            self.ran.set(true);
+        } else {
             self.running.store(false, Ordering::Release);
         }
     }
 }
 
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+/// A `PASSIVE` checkpoint; one that fails or leaves frames behind (a reader still needs
+/// them) is tried again after a later commit.
+fn checkpoint(conn: &Connection) {
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match done {
+        Ok((wal, copied)) if copied < wal => {
+            tracing::debug!(wal, copied, "WAL checkpoint left frames a reader needs")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+    }
 }
 
 #[cfg(test)]
@@ -91,43 +126,66 @@ mod tests {
 
     use super::*;
 
+    /// Commits 400-KB rows until the WAL holds at least `pages`; how many.
+    fn fill(conn: &Connection, pages: c_int) -> i64 {
+        let blob = vec![7_u8; 100 * 4096];
+        let (mut last, mut inserted) = (WAL_PAGES.with(Cell::get), 0);
+        while last < pages {
+            conn.execute("INSERT INTO t (b) VALUES (?1)", [&blob])
+                .expect("insert");
+            inserted += 1;
+            let now = WAL_PAGES.with(Cell::get);
+            assert!(now > last, "{now} after {last}: checkpointed by the commit");
+            last = now;
+        }
+        inserted
+    }
+
+    fn wait_for(checkpointer: &Checkpointer) {
+        let started = Instant::now();
+        while checkpointer.running.load(Ordering::Acquire) {
+            assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
-    fn the_committing_connection_leaves_checkpoints_to_the_thread_past_the_threshold() {
+    fn the_thread_checkpoints_past_the_threshold_and_the_commits_finish_what_it_left() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.db");
         let conn = Connection::open(&path).expect("open");
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (b BLOB);")
             .expect("table");
         let checkpointer = Checkpointer::start(&conn, &path).expect("start");
-        let blob = vec![7_u8; 100 * 4096];
-        let (mut last, mut inserted) = (0, 0_i64);
         // The WAL only grows while commits run, past SQLite's own threshold (1,000 pages)...
-        while last < WAL_CHECKPOINT_PAGES {
-            conn.execute("INSERT INTO t (b) VALUES (?1)", [&blob])
-                .expect("insert");
-            inserted += 1;
-            let pages = WAL_PAGES.with(Cell::get);
-            assert!(
-                pages > last,
-                "{pages} after {last}: checkpointed by the commit"
-            );
-            last = pages;
-        }
-        // ...until the commit that crosses ours wakes the thread.
+        let before = fill(&conn, 2_000);
+        // ...and a reader keeps the thread from copying what comes after it.
+        let reader = Connection::open(&path).expect("reader");
+        reader.execute_batch("BEGIN").expect("begin");
+        let seen: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("read");
+        let inserted = before + fill(&conn, WAL_CHECKPOINT_PAGES);
         checkpointer.committed(&conn);
-        let started = Instant::now();
-        while checkpointer.running.load(Ordering::Acquire) {
-            assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // The WAL was copied into the database: the next commit starts it over.
+        wait_for(&checkpointer);
+        reader.execute_batch("COMMIT").expect("end");
+        // What the thread could not copy keeps the WAL from starting over...
         conn.execute("INSERT INTO t (b) VALUES (x'00')", [])
             .expect("insert");
-        assert!(WAL_PAGES.with(Cell::get) < 10);
+        assert!(WAL_PAGES.with(Cell::get) > WAL_CHECKPOINT_PAGES);
+        // ...until the committing thread copies it, at once: the next write starts it over.
+        checkpointer.committed(&conn);
+        conn.execute("INSERT INTO t (b) VALUES (x'00')", [])
+            .expect("insert");
+        assert!(
+            WAL_PAGES.with(Cell::get) < 10,
+            "{}",
+            WAL_PAGES.with(Cell::get)
+        );
         let rows: i64 = Connection::open(&path)
             .expect("open")
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .expect("count");
-        assert_eq!(rows, inserted + 1);
+        assert_eq!((seen, rows), (before, inserted + 2));
     }
 }

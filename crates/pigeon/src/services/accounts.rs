@@ -110,9 +110,10 @@ pub async fn by_api_key(app: &App, api_key: &str) -> Result<Option<User>> {
     if let Some(user) = app.recent_users.get(&digest) {
         return Ok(Some(user));
     }
+    let read_in = app.recent_users.generation();
     let user = users::by_api_key_digest(&app.store, &digest).await?;
     if let Some(user) = &user {
-        app.recent_users.put(digest, user.clone());
+        app.recent_users.put(digest, user.clone(), read_in);
     }
     Ok(user)
 }
@@ -206,8 +207,9 @@ pub async fn stop_list(app: &App, user_id: i64) -> Result<Arc<HashSet<String>>> 
     if let Some(numbers) = app.recent_stop_lists.get(&user_id) {
         return Ok(numbers);
     }
+    let read_in = app.recent_stop_lists.generation();
     let numbers = Arc::new(pigeon_store::stop_list::numbers(&app.store, user_id).await?);
-    app.recent_stop_lists.put(user_id, numbers.clone());
+    app.recent_stop_lists.put(user_id, numbers.clone(), read_in);
     Ok(numbers)
 }
 
@@ -215,12 +217,13 @@ pub async fn settings(app: &App, user_id: i64) -> Result<Settings> {
     if let Some(settings) = app.recent_settings.get(&user_id) {
         return Ok(settings);
     }
+    let read_in = app.recent_settings.generation();
     let mut all: HashMap<String, String> = DEFAULTS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     all.extend(pigeon_store::settings::all(&app.store, user_id).await?);
     let settings = Settings(Arc::new(all));
-    app.recent_settings.put(user_id, settings.clone());
+    app.recent_settings.put(user_id, settings.clone(), read_in);
     Ok(settings)
 }

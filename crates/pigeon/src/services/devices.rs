@@ -53,7 +53,7 @@ pub async fn create(app: &App, user_id: i64, f: &DeviceFields) -> Result<Device>
 pub async fn update(app: &App, user_id: i64, id: i64, f: &DeviceFields) -> Result<Device> {
     check(f)?;
     devices::update(&app.store, user_id, id, f).await?;
-    app.recent_devices.clear();
+    app.recent_devices.forget(&(user_id, id));
     devices::get(&app.store, user_id, id)
         .await?
         .ok_or(ServiceError::NotFound)
@@ -61,7 +61,7 @@ pub async fn update(app: &App, user_id: i64, id: i64, f: &DeviceFields) -> Resul
 
 pub async fn delete(app: &App, user_id: i64, id: i64) -> Result<()> {
     devices::delete(&app.store, user_id, id).await?;
-    app.recent_devices.clear();
+    app.recent_devices.forget(&(user_id, id));
     Ok(())
 }
 
@@ -77,8 +77,10 @@ async fn get_recent(app: &App, user_id: i64, id: i64) -> Result<Device> {
     if let Some(device) = app.recent_devices.get(&(user_id, id)) {
         return Ok(device);
     }
+    let read_in = app.recent_devices.generation();
     let device = get(app, user_id, id).await?;
-    app.recent_devices.put((user_id, id), device.clone());
+    app.recent_devices
+        .put((user_id, id), device.clone(), read_in);
     Ok(device)
 }
 

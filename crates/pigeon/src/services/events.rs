@@ -43,8 +43,10 @@ pub async fn targets(app: &App, user_id: i64, kind: &'static str) -> Result<Targ
     if let Some(targets) = app.recent_targets.get(&(user_id, kind)) {
         return Ok(targets);
     }
+    let read_in = app.recent_targets.generation();
     let targets = read_targets(app, user_id, kind).await?;
-    app.recent_targets.put((user_id, kind), targets.clone());
+    app.recent_targets
+        .put((user_id, kind), targets.clone(), read_in);
     Ok(targets)
 }
 

@@ -93,7 +93,7 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
         Some(Keyword::Stop) => stop(app, &phone, &sms.origin).await?,
         Some(Keyword::Start) => {
             stop_list::remove(&app.store, phone.user_id, &sms.origin).await?;
-            app.recent_stop_lists.clear();
+            app.recent_stop_lists.forget(&phone.user_id);
         }
         None => {}
     }
@@ -104,7 +104,7 @@ pub async fn receive(app: &App, phone_id: i64, sms: &Inbound) -> Result<i64> {
 /// and, the first time, acknowledges through the same phone.
 async fn stop(app: &App, phone: &Phone, origin: &str) -> Result<()> {
     let added = stop_list::add(&app.store, phone.user_id, origin).await?;
-    app.recent_stop_lists.clear();
+    app.recent_stop_lists.forget(&phone.user_id);
     let settings = accounts::settings(app, phone.user_id).await?;
     if added && settings.is_on("smsstop_respond") {
         let input = CampaignInput {
@@ -171,11 +171,12 @@ async fn phone_owner(app: &App, phone_id: i64) -> Result<Option<i64>> {
     if let Some(user_id) = app.recent_phone_owners.get(&phone_id) {
         return Ok(Some(user_id));
     }
+    let read_in = app.recent_phone_owners.generation();
     let user_id = phones::get_any(&app.store, phone_id)
         .await?
         .map(|p| p.user_id);
     if let Some(user_id) = user_id {
-        app.recent_phone_owners.put(phone_id, user_id);
+        app.recent_phone_owners.put(phone_id, user_id, read_in);
     }
     Ok(user_id)
 }

@@ -27,11 +27,19 @@ use pigeon_store::StoreError;
 
 /// Values read on every request and changed rarely (accounts by API key, settings), each kept
 /// for a short time: a change made in this process is seen at once (it forgets the value), one
-/// made by another process (the CLI) within the time to live.
+/// made by another process (the CLI) within the time to live. A value read before a change
+/// but put after it is not kept: [`Recent::put`] takes the generation the read began in.
 #[derive(Debug)]
 pub struct Recent<K, V> {
     ttl: Duration,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
+    entries: Mutex<Entries<K, V>>,
+}
+
+#[derive(Debug)]
+struct Entries<K, V> {
+    /// How many times the cache was cleared.
+    generation: u64,
+    values: HashMap<K, (Instant, V)>,
 }
 
 /// Entries kept at most; past it the cache starts afresh.
@@ -41,31 +49,53 @@ impl<K: Hash + Eq, V: Clone> Recent<K, V> {
     pub fn new(ttl: Duration) -> Recent<K, V> {
         Recent {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                generation: 0,
+                values: HashMap::new(),
+            }),
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<K, (Instant, V)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
         self.entries()
+            .values
             .get(key)
             .filter(|(at, _)| at.elapsed() < self.ttl)
             .map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, key: K, value: V) {
+    /// The generation a read of a value to [`Recent::put`] begins in.
+    pub fn generation(&self) -> u64 {
+        self.entries().generation
+    }
+
+    /// Keeps `value`, read from generation `read_in` on, unless the cache was cleared since.
+    pub fn put(&self, key: K, value: V, read_in: u64) {
         let mut entries = self.entries();
-        if entries.len() >= RECENT_MAX {
-            entries.clear();
+        if entries.generation != read_in {
+            return;
         }
-        entries.insert(key, (Instant::now(), value));
+        if entries.values.len() >= RECENT_MAX {
+            entries.values.clear();
+        }
+        entries.values.insert(key, (Instant::now(), value));
     }
 
     pub fn clear(&self) {
-        self.entries().clear();
+        let mut entries = self.entries();
+        entries.generation += 1;
+        entries.values.clear();
+    }
+
+    /// Forgets one value (and, as [`Recent::clear`], any read under way).
+    pub fn forget(&self, key: &K) {
+        let mut entries = self.entries();
+        entries.generation += 1;
+        entries.values.remove(key);
     }
 }
 
@@ -139,4 +169,28 @@ pub(crate) fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_read_before_a_change_is_not_kept_after_it() {
+        let recent: Recent<i64, &str> = Recent::new(Duration::from_secs(60));
+        let read_in = recent.generation();
+        recent.put(1, "kept", read_in);
+        assert_eq!(recent.get(&1), Some("kept"));
+        // A read begins, the value changes (and is forgotten), the read ends.
+        let read_in = recent.generation();
+        recent.forget(&1);
+        recent.put(1, "stale", read_in);
+        assert_eq!(recent.get(&1), None);
+        let read_in = recent.generation();
+        recent.clear();
+        recent.put(2, "stale", read_in);
+        assert_eq!(recent.get(&2), None);
+        recent.put(2, "fresh", recent.generation());
+        assert_eq!(recent.get(&2), Some("fresh"));
+    }
 }

@@ -463,7 +463,7 @@ pub async fn blacklisted(app: &App, user_id: i64, number: &str) -> Result<Entry>
 pub async fn unblacklist(app: &App, user_id: i64, number: &str) -> Result<()> {
     let entry = blacklisted(app, user_id, number).await?;
     stop_list::remove(&app.store, user_id, &entry.number).await?;
-    app.recent_stop_lists.clear();
+    app.recent_stop_lists.forget(&user_id);
     Ok(())
 }
 
