@@ -204,26 +204,22 @@ pub async fn set_setting(app: &App, email: &str, name: &str, value: &str) -> Res
 /// The account's STOP list, from memory when it was read within the last second (this server
 /// forgets it when it changes the list).
 pub async fn stop_list(app: &App, user_id: i64) -> Result<Arc<HashSet<String>>> {
-    if let Some(numbers) = app.recent_stop_lists.get(&user_id) {
-        return Ok(numbers);
-    }
-    let read_in = app.recent_stop_lists.generation();
-    let numbers = Arc::new(pigeon_store::stop_list::numbers(&app.store, user_id).await?);
-    app.recent_stop_lists.put(user_id, numbers.clone(), read_in);
-    Ok(numbers)
+    let read = async {
+        Ok(Arc::new(
+            pigeon_store::stop_list::numbers(&app.store, user_id).await?,
+        ))
+    };
+    app.recent_stop_lists.get_or_load(user_id, read).await
 }
 
 pub async fn settings(app: &App, user_id: i64) -> Result<Settings> {
-    if let Some(settings) = app.recent_settings.get(&user_id) {
-        return Ok(settings);
-    }
-    let read_in = app.recent_settings.generation();
-    let mut all: HashMap<String, String> = DEFAULTS
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    all.extend(pigeon_store::settings::all(&app.store, user_id).await?);
-    let settings = Settings(Arc::new(all));
-    app.recent_settings.put(user_id, settings.clone(), read_in);
-    Ok(settings)
+    let read = async {
+        let mut all: HashMap<String, String> = DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.extend(pigeon_store::settings::all(&app.store, user_id).await?);
+        Ok(Settings(Arc::new(all)))
+    };
+    app.recent_settings.get_or_load(user_id, read).await
 }

@@ -74,14 +74,9 @@ pub async fn get(app: &App, user_id: i64, id: i64) -> Result<Device> {
 /// [`get`], from memory when it was read within the last second: messages sent through a
 /// device read it each, and it changes through this module, which forgets it then.
 async fn get_recent(app: &App, user_id: i64, id: i64) -> Result<Device> {
-    if let Some(device) = app.recent_devices.get(&(user_id, id)) {
-        return Ok(device);
-    }
-    let read_in = app.recent_devices.generation();
-    let device = get(app, user_id, id).await?;
     app.recent_devices
-        .put((user_id, id), device.clone(), read_in);
-    Ok(device)
+        .get_or_load((user_id, id), get(app, user_id, id))
+        .await
 }
 
 pub async fn list(app: &App, user_id: i64, f: &Filter) -> Result<(Vec<Device>, i64)> {

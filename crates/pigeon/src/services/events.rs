@@ -40,14 +40,9 @@ pub struct Targets {
 /// Kept for a moment (see [`crate::services::Recent`]); changes to webhooks, settings and keys
 /// forget it.
 pub async fn targets(app: &App, user_id: i64, kind: &'static str) -> Result<Targets> {
-    if let Some(targets) = app.recent_targets.get(&(user_id, kind)) {
-        return Ok(targets);
-    }
-    let read_in = app.recent_targets.generation();
-    let targets = read_targets(app, user_id, kind).await?;
     app.recent_targets
-        .put((user_id, kind), targets.clone(), read_in);
-    Ok(targets)
+        .get_or_load((user_id, kind), read_targets(app, user_id, kind))
+        .await
 }
 
 async fn read_targets(app: &App, user_id: i64, kind: &'static str) -> Result<Targets> {

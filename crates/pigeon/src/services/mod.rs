@@ -68,6 +68,21 @@ impl<K: Hash + Eq, V: Clone> Recent<K, V> {
             .map(|(_, v)| v.clone())
     }
 
+    /// The value of `key`: kept, or read by `load` (begun only if needed) and kept.
+    pub async fn get_or_load<E>(
+        &self,
+        key: K,
+        load: impl std::future::Future<Output = std::result::Result<V, E>>,
+    ) -> std::result::Result<V, E> {
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let read_in = self.generation();
+        let value = load.await?;
+        self.put(key, value.clone(), read_in);
+        Ok(value)
+    }
+
     /// The generation a read of a value to [`Recent::put`] begins in.
     pub fn generation(&self) -> u64 {
         self.entries().generation
