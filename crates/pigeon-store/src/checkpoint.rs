@@ -6,8 +6,8 @@
 //! (`PASSIVE`: it copies what no reader still needs and never blocks the writer). SQLite starts
 //! the WAL over at the first write after a checkpoint that left nothing behind, which groups
 //! committing while the thread copies (and readers still on older frames) can prevent for as
-//! long as the load lasts: past four times the threshold the committing thread checkpoints
-//! itself, as SQLite would have at the threshold, and the WAL starts over. The sqlx
+//! long as the load lasts: past a bound (about 1 GB) the committing thread copies what the thread
+//! left after each of its checkpoints, as SQLite would have, and the WAL starts over. The sqlx
 //! connections keep SQLite's automatic checkpoint at the same threshold, for their own rare
 //! writes.
 
@@ -28,8 +28,9 @@ use crate::Result;
 /// hot pages (the queue's indexes) are rewritten by every group, so checkpointing less often
 /// copies each of them once for many groups (7 % less CPU per message end to end, measured).
 pub(crate) const WAL_CHECKPOINT_PAGES: i32 = 8_000;
-/// WAL pages past which the committing thread checkpoints itself (about 128 MB).
-pub(crate) const WAL_LIMIT_PAGES: i32 = 4 * WAL_CHECKPOINT_PAGES;
+/// WAL pages past which the committing thread takes part (about 1 GB): a bound only, which a
+/// WAL that starts over now and then never reaches.
+const WAL_LIMIT_PAGES: c_int = 32 * WAL_CHECKPOINT_PAGES;
 
 thread_local! {
     /// The WAL's size in pages after the last commit on this thread's connection.
@@ -48,6 +49,10 @@ pub(crate) struct Checkpointer {
     /// A checkpoint was asked for and has not ended yet.
     running: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+    /// WAL pages past which the committing thread takes turns with the thread.
+    limit: c_int,
+    /// The thread copied since the committing thread last did.
+    copied: Cell<bool>,
 }
 
 impl Checkpointer {
@@ -56,6 +61,10 @@ impl Checkpointer {
     /// database at `path`. The thread ends, once a checkpoint under way is done, when the
     /// checkpointer is dropped.
     pub(crate) fn start(committing: &Connection, path: &Path) -> Result<Checkpointer> {
+        Checkpointer::with_limit(committing, path, WAL_LIMIT_PAGES)
+    }
+
+    fn with_limit(committing: &Connection, path: &Path, limit: c_int) -> Result<Checkpointer> {
         let own = Connection::open(path)?;
         committing.wal_hook(Some(note_wal_pages));
         let (wake, woken) = mpsc::sync_channel(1);
@@ -74,30 +83,37 @@ impl Checkpointer {
             wake,
             running,
             thread,
+            limit,
+            copied: Cell::new(false),
         })
     }
 
     /// After a commit on `committing`, with the WAL past the threshold: the thread is woken
-    /// unless it is copying already. Past [`WAL_LIMIT_PAGES`] (the WAL could not start over:
+    /// unless it is copying already. Past the limit (the WAL could not start over for long:
     /// groups committed while the thread copied, or readers held frames back), the committing
-    /// thread checkpoints itself, as SQLite would, so that the WAL stays bounded; so too if the
-    /// thread is gone.
+    /// thread copies what the thread left, once after each time the thread did, so that the
+    /// WAL stays bounded; and every time if the thread is gone.
     pub(crate) fn committed(&self, committing: &Connection) {
         let pages = WAL_PAGES.with(Cell::get);
         if pages < WAL_CHECKPOINT_PAGES {
             return;
         }
-        let gone = self.thread.is_finished();
-        if gone || pages >= WAL_LIMIT_PAGES {
-            if !self.running.load(Ordering::Acquire) || gone {
-                checkpoint(committing);
-            }
+        if self.thread.is_finished() {
+            checkpoint(committing);
             return;
         }
-        if self.running.swap(true, Ordering::AcqRel) {
+        if self.running.load(Ordering::Acquire) {
             return;
         }
-        if self.wake.try_send(()).is_err() {
+        if pages >= self.limit && self.copied.get() {
+            checkpoint(committing);
+            self.copied.set(false);
+            return;
+        }
+        self.running.store(true, Ordering::Release);
+        if self.wake.try_send(()).is_ok() {
+            self.copied.set(true);
+        } else {
             self.running.store(false, Ordering::Release);
         }
     }
@@ -154,7 +170,8 @@ mod tests {
         let conn = Connection::open(&path).expect("open");
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (b BLOB);")
             .expect("table");
-        let checkpointer = Checkpointer::start(&conn, &path).expect("start");
+        let limit = 2 * WAL_CHECKPOINT_PAGES;
+        let checkpointer = Checkpointer::with_limit(&conn, &path, limit).expect("start");
         // The WAL only grows while commits run, past SQLite's own threshold (1,000 pages)...
         let before = fill(&conn, 2_000);
         // ...and a reader keeps the thread from copying what comes after it.
@@ -168,7 +185,7 @@ mod tests {
         wait_for(&checkpointer);
         reader.execute_batch("COMMIT").expect("end");
         // What the thread could not copy keeps the WAL from starting over, so it grows...
-        inserted += fill(&conn, WAL_LIMIT_PAGES);
+        inserted += fill(&conn, limit);
         // ...until, past the limit, the committing thread copies it: the next write starts it
         // over at once.
         checkpointer.committed(&conn);
