@@ -159,6 +159,38 @@ mod tests {
     use super::*;
     use crate::testing;
 
+    #[tokio::test]
+    async fn sent_pages_skip_only_sent_messages_and_cursors_move_through_them() {
+        let (_dir, store) = testing::store().await;
+        let a = testing::user(&store, "a@x").await;
+        let mut sent = Vec::new();
+        for i in 0..60 {
+            let status = ["queued", "delivered", "failed"][i % 3];
+            let m = NewMessage {
+                user_id: a,
+                direction: "outbound",
+                text: "hi".into(),
+                status: status.into(),
+                ..Default::default()
+            };
+            let id = insert(&store, &m).await.expect("insert");
+            if status != "queued" {
+                sent.push(id);
+            }
+        }
+        let ids = |page: Vec<Message>| page.iter().map(|m| m.id).collect::<Vec<_>>();
+        let second = page_sent(&store, a, Page::Number(1)).await.expect("page 1");
+        assert_eq!(ids(second), sent[25..40]);
+        let after = page_sent(&store, a, Page::After(sent[9]))
+            .await
+            .expect("after");
+        assert_eq!(ids(after), sent[10..35]);
+        let before = page_sent(&store, a, Page::Before(sent[30]))
+            .await
+            .expect("before");
+        assert_eq!(ids(before), sent[5..30]);
+    }
+
     /// The counts the triggers keep, against the messages counted one by one, for each way
     /// the lists add them up.
     async fn assert_counts_match(store: &Store, users: &[i64]) {
