@@ -9,7 +9,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::group::{execute, insert_id};
 
-use crate::{Page, Result, Store, Ts, found, placeholders};
+use crate::{Page, Result, Store, Ts, found, json_ids};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Campaign {
@@ -163,21 +163,22 @@ pub async fn delete_pending(store: &Store, user_id: i64, id: i64) -> Result<()> 
     found(done.rows_affected())
 }
 
+/// What the given campaigns link to. A scheduler pass reads this for all its due campaigns:
+/// the ids go as one JSON array, so that the statements stay prepared from pass to pass.
 pub async fn links(store: &Store, ids: &[i64]) -> Result<Links> {
     let mut out = Links::default();
     if ids.is_empty() {
         return Ok(out);
     }
-    let list = placeholders(1, ids.len());
-    let sql = format!(
+    let ids = json_ids(ids);
+    let numbers = sqlx::query_as::<_, CampaignNumber>(
         "SELECT id, campaign_id, number, data, created_at, updated_at FROM campaign_numbers \
-         WHERE campaign_id IN ({list}) ORDER BY id"
-    );
-    let mut q = sqlx::query_as::<_, CampaignNumber>(AssertSqlSafe(sql));
-    for id in ids {
-        q = q.bind(id);
-    }
-    for n in q.fetch_all(store.r()).await? {
+         WHERE campaign_id IN (SELECT value FROM json_each($1)) ORDER BY id",
+    )
+    .bind(&ids)
+    .fetch_all(store.r())
+    .await?;
+    for n in numbers {
         out.numbers.entry(n.campaign_id).or_default().push(n);
     }
     let targets = [
@@ -188,13 +189,14 @@ pub async fn links(store: &Store, ids: &[i64]) -> Result<Links> {
     ];
     for ((table, column, _), target) in LINKS.iter().zip(targets) {
         let sql = format!(
-            "SELECT campaign_id, {column} FROM {table} WHERE campaign_id IN ({list}) ORDER BY {column}"
+            "SELECT campaign_id, {column} FROM {table} \
+             WHERE campaign_id IN (SELECT value FROM json_each($1)) ORDER BY {column}"
         );
-        let mut q = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql));
-        for id in ids {
-            q = q.bind(id);
-        }
-        for (campaign, linked) in q.fetch_all(store.r()).await? {
+        let linked = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql))
+            .bind(&ids)
+            .fetch_all(store.r())
+            .await?;
+        for (campaign, linked) in linked {
             target.entry(campaign).or_default().push(linked);
         }
     }
@@ -205,6 +207,31 @@ pub async fn links(store: &Store, ids: &[i64]) -> Result<Links> {
 mod tests {
     use super::*;
     use crate::{StoreError, contacts, testing};
+
+    #[tokio::test]
+    async fn links_of_several_campaigns_stay_with_their_campaign() {
+        let (_dir, store) = testing::store().await;
+        let a = testing::user(&store, "a@x").await;
+        let contact = contacts::create(&store, a, "c", "+33612345678", "{}")
+            .await
+            .expect("c");
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            let c = NewCampaign {
+                text: "hi".into(),
+                numbers: vec![(format!("+3360000000{n}"), "[]".into())],
+                contacts: if n == 1 { vec![contact] } else { Vec::new() },
+                ..Default::default()
+            };
+            ids.push(create(&store, a, &c).await.expect("create"));
+        }
+        let l = links(&store, &[ids[2], ids[1]]).await.expect("links");
+        assert_eq!(l.numbers[&ids[2]][0].number, "+33600000002");
+        assert_eq!(l.numbers[&ids[1]][0].number, "+33600000001");
+        assert!(!l.numbers.contains_key(&ids[0]));
+        assert_eq!(l.contacts[&ids[1]], vec![contact]);
+        assert!(!l.contacts.contains_key(&ids[2]));
+    }
 
     #[tokio::test]
     async fn create_with_links_and_delete_pending() {

@@ -351,6 +351,14 @@ pub(crate) fn found(rows: u64) -> Result<()> {
     }
 }
 
+/// The ids as one JSON array, for `IN (SELECT value FROM json_each($n))`: bound as a single
+/// value, the statement's text stays the same however many ids there are, so its prepared
+/// form is reused from the statement cache instead of being parsed again for each length.
+pub(crate) fn json_ids(ids: &[i64]) -> String {
+    let listed: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", listed.join(","))
+}
+
 /// Placeholders `$from, $from+1, ...` for an `IN (...)` list of `n` values (`n` ≥ 1).
 pub(crate) fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
