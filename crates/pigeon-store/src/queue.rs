@@ -6,6 +6,7 @@
 //! died mid-send) puts the message back in the queue.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 
@@ -112,11 +113,39 @@ pub async fn due_campaigns(store: &Store, now: Ts, limit: i64) -> Result<Vec<Cam
 
 /// Turns a campaign into its messages, in one transaction; `false` when it was already
 /// dispatched or deleted meanwhile (nothing is written then).
-pub async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
+async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
     let (d, messages) = (d.clone(), messages.to_vec());
     store
         .grouped(move |conn| dispatch_in(conn, &d, &messages))
         .await
+}
+
+/// Several campaigns' dispatches as one write (a scheduler pass's): whether each was taken.
+/// One write for all saves a savepoint and a hand-off to the committer per campaign; if it
+/// fails, each goes again alone, so that only the failing one fails (as an error).
+pub async fn dispatch_all(
+    store: &Store,
+    dispatches: Arc<Vec<(Dispatch, Vec<NewOutbound>)>>,
+) -> Result<Vec<bool>> {
+    let all = dispatches.clone();
+    let together = store
+        .grouped(move |conn| {
+            all.iter()
+                .map(|(d, messages)| dispatch_in(conn, d, messages))
+                .collect::<Result<Vec<bool>>>()
+        })
+        .await;
+    match together {
+        Ok(taken) => Ok(taken),
+        Err(_) => {
+            futures_util::future::try_join_all(
+                dispatches
+                    .iter()
+                    .map(|(d, messages)| dispatch(store, d, messages)),
+            )
+            .await
+        }
+    }
 }
 
 fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
@@ -764,4 +793,72 @@ pub async fn load(store: &Store, phone_id: i64) -> Result<i64> {
     .bind(phone_id)
     .fetch_one(store.r())
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaigns::{self, NewCampaign};
+    use crate::testing;
+
+    async fn campaign(store: &Store, user: i64) -> (Dispatch, Vec<NewOutbound>) {
+        let c = NewCampaign {
+            text: "hi".into(),
+            numbers: vec![("+33612345678".into(), "[]".into())],
+            ..Default::default()
+        };
+        let id = campaigns::create(store, user, &c).await.expect("campaign");
+        let d = Dispatch {
+            campaign_id: id,
+            user_id: user,
+            max_tries: 1,
+            ..Default::default()
+        };
+        let m = NewOutbound {
+            destination: "+33612345678".into(),
+            text: "hi".into(),
+            encoding: "gsm7",
+            segments: 1,
+            phone_id: None,
+            media: Vec::new(),
+        };
+        (d, vec![m])
+    }
+
+    async fn messages_of(store: &Store, campaign: i64) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE campaign_id = $1")
+            .bind(campaign)
+            .fetch_one(store.r())
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn dispatching_together_takes_each_campaign_once_and_a_failing_one_fails_alone() {
+        let (_dir, store) = testing::store().await;
+        let user = testing::user(&store, "a@x").await;
+        let (a, b) = (campaign(&store, user).await, campaign(&store, user).await);
+        let both = Arc::new(vec![a.clone(), b.clone()]);
+        assert_eq!(
+            dispatch_all(&store, both.clone())
+                .await
+                .expect("dispatched"),
+            [true, true]
+        );
+        assert_eq!(
+            dispatch_all(&store, both).await.expect("again"),
+            [false, false]
+        );
+        assert_eq!(messages_of(&store, a.0.campaign_id).await, 1);
+
+        // A message linking to media that does not exist fails its campaign's write.
+        let (c, e) = (campaign(&store, user).await, campaign(&store, user).await);
+        let mut failing = campaign(&store, user).await;
+        failing.1[0].media = vec![999];
+        let mixed = Arc::new(vec![c.clone(), failing.clone(), e.clone()]);
+        assert!(dispatch_all(&store, mixed).await.is_err());
+        assert_eq!(messages_of(&store, c.0.campaign_id).await, 1);
+        assert_eq!(messages_of(&store, e.0.campaign_id).await, 1);
+        assert_eq!(messages_of(&store, failing.0.campaign_id).await, 0);
+    }
 }

@@ -58,12 +58,8 @@ pub async fn dispatch_due(app: &App, router: &mut Router) -> Result<usize> {
             m.phone_id = router.pick(app, d.user_id, d.phone_group_id, d.mms).await?;
         }
     }
-    let written = futures_util::future::try_join_all(
-        dispatches
-            .iter()
-            .map(|(d, messages)| queue::dispatch(&app.store, d, messages)),
-    )
-    .await?;
+    let dispatches = std::sync::Arc::new(dispatches);
+    let written = queue::dispatch_all(&app.store, dispatches.clone()).await?;
     Ok(dispatches
         .iter()
         .zip(written)
