@@ -154,7 +154,8 @@ pub async fn send_all(app: &App, user_id: i64, messages: &[MessageInput]) -> Res
     }
     let singles: Vec<Single> = checked.iter().map(|(single, _)| single.clone()).collect();
     let stored = queue::enqueue_all(&app.store, &singles, |_, _, _| Vec::new()).await?;
-    app.queued();
+    // Each has its device's phone already: only that sender has work, not the router.
+    app.routed.notify_waiters();
     Ok(checked
         .into_iter()
         .zip(stored)
