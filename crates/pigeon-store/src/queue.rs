@@ -14,7 +14,7 @@ use crate::campaigns::Campaign;
 use crate::group::{execute, insert_id, row, rows};
 use crate::messages::{Detailed, Item};
 use crate::outbox::{self, NewDelivery};
-use crate::{Result, Store, Ts, placeholders};
+use crate::{Result, Store, StoreError, Ts, placeholders};
 
 /// One message a dispatch creates.
 #[derive(Debug, Clone, Default)]
@@ -121,8 +121,10 @@ async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> Resu
 }
 
 /// Several campaigns' dispatches as one write (a scheduler pass's): whether each was taken.
-/// One write for all saves a savepoint and a hand-off to the committer per campaign; if it
-/// fails, each goes again alone, so that only the failing one fails (as an error).
+/// One write for all saves a savepoint and a hand-off to the committer per campaign; if one
+/// of them fails, each goes again alone, so that only the failing one fails (as an error).
+/// (A savepoint per campaign inside the write would journal the same pages once per
+/// campaign: the committer's CPU at 11,000 sends/s went from 4.3 to 5.3 s per 10 s.)
 pub async fn dispatch_all(
     store: &Store,
     dispatches: Arc<Vec<(Dispatch, Vec<NewOutbound>)>>,
@@ -137,6 +139,9 @@ pub async fn dispatch_all(
         .await;
     match together {
         Ok(taken) => Ok(taken),
+        // The group itself failed (its commit or flush, or the store closed): its writes may
+        // be on disk already, and going again would hide the failure behind "already taken".
+        Err(e @ (StoreError::Group(_) | StoreError::Closed)) => Err(e),
         Err(_) => {
             futures_util::future::try_join_all(
                 dispatches
