@@ -382,9 +382,8 @@ pub async fn send(app: &App, user: &User, input: &JobInput) -> Result<Report> {
         .iter()
         .map(|m| m.id)
         .collect();
-    // With the phone chosen only its sender has work; without, the router picks one first.
     match input.phone_id {
-        Some(_) => app.routed.notify_waiters(),
+        Some(_) => app.queued(),
         None => app.wake.notify_waiters(),
     }
     Ok(Report {
