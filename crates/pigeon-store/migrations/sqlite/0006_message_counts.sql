@@ -1,7 +1,8 @@
 -- How many messages each account has per phone (0: none yet), direction and status, kept by
 -- triggers in the same transaction as the messages themselves: the lists' totals (Reach's
--- `totalMessages`, Astandes' `total`) and RaspiSMS' late pages read these few rows instead of
--- counting a large account's messages one by one.
+-- `totalMessages`, Astandes' `total`) read these few rows instead of counting a large
+-- account's messages one by one. A later migration that rebuilds `messages` (new table, copy,
+-- rename) drops these triggers with the old table: it must create them again.
 CREATE TABLE message_counts (
     user_id BIGINT NOT NULL,
     phone_id BIGINT NOT NULL,
