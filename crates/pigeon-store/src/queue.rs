@@ -444,59 +444,77 @@ pub struct Moved {
     pub status: String,
 }
 
+/// What applying a report did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reported {
+    Moved(Moved),
+    /// No message in a state the report may move from: unknown, late or duplicated.
+    Unmatched,
+    /// The message asks for notifications and `notified` named another: nothing was written;
+    /// prepare this one's and apply the report again.
+    Unprepared(i64),
+}
+
 /// Applies a provider's report to the message it sent as `provider_id`, if the message's
 /// current status is one of `from` (the states that may become `to`: a late or duplicated
 /// report never moves a message backwards). The message is found on its phone, or among the
 /// user's messages sent through an adapter. `deliveries` renders the webhook deliveries of the
-/// change, written in the same transaction.
+/// change, written in the same transaction; `notified` is the message whose notifications
+/// they include, if any. Which message a report applies to is known only in the write (the
+/// send's record may commit just before it), so a message with a callback that `notified`
+/// does not name is left as it is ([`Reported::Unprepared`]), rather than moved silently.
 pub async fn report(
     store: &Store,
     find: ReportTarget<'_>,
     provider_id: &str,
     from: &[&str],
     to: &str,
+    notified: Option<i64>,
     deliveries: impl Fn(&Moved) -> Vec<NewDelivery> + Send + 'static,
-) -> Result<Option<Moved>> {
+) -> Result<Reported> {
     if from.is_empty() {
-        return Ok(None);
+        return Ok(Reported::Unmatched);
     }
     let (phone, user, adapter) = match find {
         ReportTarget::Phone(phone) => (Some(phone), None, None),
         ReportTarget::UserAdapter(user, adapter) => (None, Some(user), Some(adapter.to_string())),
     };
-    let sql = format!(
-        "UPDATE messages SET status = $1, updated_at = $2 WHERE id = (SELECT id FROM messages \
-         WHERE provider_id = $3 AND direction = 'outbound' AND ($4 IS NULL OR phone_id = $4) \
-         AND ($5 IS NULL OR user_id = $5) AND ($6 IS NULL OR adapter = $6) ORDER BY id DESC LIMIT 1) \
-         AND status IN ({}) RETURNING id, user_id, status",
-        placeholders(7, from.len())
-    );
     let (provider_id, to) = (provider_id.to_string(), to.to_string());
     let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
     store
         .grouped(move |conn| {
             let now = Ts::now().0;
-            let mut params: Vec<&dyn rusqlite::ToSql> =
-                vec![&to, &now, &provider_id, &phone, &user, &adapter];
-            params.extend(from.iter().map(|s| s as &dyn rusqlite::ToSql));
-            let found = row(conn, &sql, &params, |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?;
-            let Some((id, user_id, status)) = found else {
-                return Ok(None);
+            let found = row(
+                conn,
+                "SELECT id, user_id, status, COALESCE(callback_url, '') <> '' FROM messages \
+                 WHERE provider_id = $1 AND direction = 'outbound' AND ($2 IS NULL OR phone_id = $2) \
+                 AND ($3 IS NULL OR user_id = $3) AND ($4 IS NULL OR adapter = $4) \
+                 ORDER BY id DESC LIMIT 1",
+                &[&provider_id, &phone, &user, &adapter],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?)),
+            )?;
+            let Some((id, user_id, status, wants_notice)) = found else {
+                return Ok(Reported::Unmatched);
             };
-            history(conn, id, &status, Some("delivery report"), now)?;
+            if !from.contains(&status) {
+                return Ok(Reported::Unmatched);
+            }
+            if wants_notice && notified != Some(id) {
+                return Ok(Reported::Unprepared(id));
+            }
+            execute(
+                conn,
+                "UPDATE messages SET status = $1, updated_at = $2 WHERE id = $3",
+                &[&to, &now, &id],
+            )?;
+            history(conn, id, &to, Some("delivery report"), now)?;
             let moved = Moved {
                 id,
                 user_id,
-                status,
+                status: to.clone(),
             };
             outbox::insert(conn, &deliveries(&moved), now)?;
-            Ok(Some(moved))
+            Ok(Reported::Moved(moved))
         })
         .await
 }
@@ -708,30 +726,6 @@ pub async fn set_error_code(store: &Store, id: i64, code: &str) -> Result<()> {
     Ok(())
 }
 
-/// The message a delivery report would apply to (see [`report`]), if it asked for
-/// notifications: only those need theirs prepared.
-pub async fn notified_reported_message(
-    store: &Store,
-    find: ReportTarget<'_>,
-    provider_id: &str,
-) -> Result<Option<i64>> {
-    let (phone, user, adapter) = match find {
-        ReportTarget::Phone(phone) => (Some(phone), None, None),
-        ReportTarget::UserAdapter(user, adapter) => (None, Some(user), Some(adapter)),
-    };
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM messages WHERE provider_id = $1 AND direction = 'outbound' AND ($2 IS NULL OR phone_id = $2) \
-         AND ($3 IS NULL OR user_id = $3) AND ($4 IS NULL OR adapter = $4) \
-         AND callback_url IS NOT NULL AND callback_url <> '' ORDER BY id DESC LIMIT 1",
-    )
-    .bind(provider_id)
-    .bind(phone)
-    .bind(user)
-    .bind(adapter)
-    .fetch_optional(store.r())
-    .await?)
-}
-
 /// Queued messages past their validity that asked for notifications: (user, message).
 pub async fn expiring_notified(store: &Store, now: Ts) -> Result<Vec<(i64, i64)>> {
     Ok(sqlx::query_as(
@@ -836,6 +830,70 @@ mod tests {
             .fetch_one(store.r())
             .await
             .expect("count")
+    }
+
+    #[tokio::test]
+    async fn a_report_leaves_a_message_with_a_callback_unwritten_until_its_notice_is_prepared() {
+        let (_dir, store) = testing::store().await;
+        let user = testing::user(&store, "a@x").await;
+        let sent = |provider_id: &str, callback: Option<&str>| {
+            let store = store.clone();
+            let (provider_id, callback) = (provider_id.to_string(), callback.map(String::from));
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO messages (user_id, direction, text, status, provider_id, adapter, \
+                     callback_url, at, created_at, updated_at) \
+                     VALUES ($1, 'outbound', 'hi', 'sent', $2, 'sim', $3, 0, 0, 0) RETURNING id",
+                )
+                .bind(user)
+                .bind(provider_id)
+                .bind(callback)
+                .fetch_one(store.w())
+                .await
+                .expect("message")
+            }
+        };
+        let status_of = |id: i64| {
+            let store = store.clone();
+            async move {
+                sqlx::query_scalar::<_, String>("SELECT status FROM messages WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(store.r())
+                    .await
+                    .expect("status")
+            }
+        };
+        let target = ReportTarget::UserAdapter(user, "sim");
+        let report = |provider_id: &'static str, notified: Option<i64>| {
+            let store = store.clone();
+            async move {
+                report(
+                    &store,
+                    target,
+                    provider_id,
+                    &["sent"],
+                    "delivered",
+                    notified,
+                    |_| Vec::new(),
+                )
+                .await
+                .expect("report")
+            }
+        };
+        let asked = sent("p-1", Some("http://127.0.0.1:9/cb")).await;
+        assert_eq!(report("p-1", None).await, Reported::Unprepared(asked));
+        assert_eq!(status_of(asked).await, "sent", "nothing written");
+        assert!(matches!(report("p-1", Some(asked)).await, Reported::Moved(m) if m.id == asked));
+        assert_eq!(status_of(asked).await, "delivered");
+        assert_eq!(
+            report("p-1", Some(asked)).await,
+            Reported::Unmatched,
+            "a duplicate"
+        );
+
+        let silent = sent("p-2", Some("")).await;
+        assert!(matches!(report("p-2", None).await, Reported::Moved(m) if m.id == silent));
+        assert_eq!(report("p-3", None).await, Reported::Unmatched);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use pigeon_core::time::Ts;
 use pigeon_store::calls::{self, NewCall};
 use pigeon_store::messages::{self, NewMessage};
 use pigeon_store::phones::{self, Phone};
-use pigeon_store::queue::{self, Moved, ReportTarget};
+use pigeon_store::queue::{self, Moved, ReportTarget, Reported};
 use pigeon_store::stop_list;
 use serde_json::json;
 
@@ -145,25 +145,46 @@ pub async fn report(
         },
     };
     let hooks = events::targets(app, user_id, "send_sms_status_change").await?;
-    let notice = match queue::notified_reported_message(&app.store, target, provider_id).await? {
-        Some(id) => notifications::prepare(app, user_id, id).await?,
-        None => None,
-    };
     let from: Vec<&str> = Status::ALL
         .iter()
         .filter(|s| s.can_become(to))
         .map(|s| s.as_str())
         .collect();
-    let render = move |moved: &Moved| {
-        let body = json!({ "id": moved.id, "status": events::raspisms_status(&moved.status) });
-        let mut deliveries = hooks.render(&body);
-        if let Some(notice) = notice.as_ref().filter(|n| n.message_id() == moved.id) {
-            deliveries.extend(notice.render(&moved.status, false));
+    // Most messages ask for no notifications: the report goes without looking. One that does
+    // comes back unwritten with its id, to have them prepared (again only if another message
+    // took the provider id meanwhile; after that the report counts as unmatched, for now).
+    let mut notified = None;
+    for _ in 0..3 {
+        let notice = match notified {
+            Some(id) => notifications::prepare(app, user_id, id).await?,
+            None => None,
+        };
+        let hooks = hooks.clone();
+        let render = move |moved: &Moved| {
+            let body = json!({ "id": moved.id, "status": events::raspisms_status(&moved.status) });
+            let mut deliveries = hooks.render(&body);
+            if let Some(notice) = notice.as_ref().filter(|n| n.message_id() == moved.id) {
+                deliveries.extend(notice.render(&moved.status, false));
+            }
+            deliveries
+        };
+        let reported = queue::report(
+            &app.store,
+            target,
+            provider_id,
+            &from,
+            to.as_str(),
+            notified,
+            render,
+        )
+        .await?;
+        match reported {
+            Reported::Moved(moved) => return Ok(Some(moved)),
+            Reported::Unmatched => return Ok(None),
+            Reported::Unprepared(id) => notified = Some(id),
         }
-        deliveries
-    };
-
-    Ok(queue::report(&app.store, target, provider_id, &from, to.as_str(), render).await?)
+    }
+    Ok(None)
 }
 
 /// A phone's owner: kept for a moment, as a phone's reports come one per message.

@@ -773,6 +773,33 @@ async fn status_callbacks_are_signed_forms_for_each_change() {
     );
 }
 
+/// A report the channel hands to the events worker at once (the simulator's, before the send
+/// is recorded) calls back too: which message it applies to, and whether that one asked for
+/// callbacks, is known only when it is applied.
+#[tokio::test]
+async fn a_delivery_report_from_the_channel_calls_back_delivered() {
+    let t = spawn_sending().await;
+    t.create(
+        "/api/phone/",
+        &[
+            ("name", "sim"),
+            ("adapter", "simulator"),
+            ("adapter_data[dlr]", "1"),
+            ("adapter_data[success_rate]", "1"),
+            ("adapter_data[delivered_rate]", "1"),
+            ("adapter_data[dlr_delay_ms]", "0"),
+        ],
+    )
+    .await;
+    let (base, got) = receiver().await;
+    let callback = format!("{base}/reach/status");
+    let id = id_of(&create(&t, &[("statusCallback", &callback)]).await);
+    let all = statuses(&got, &["queued", "sent", "delivered"]).await;
+    let (_, headers, form) = &all[2];
+    assert_signed(&t, &callback, headers, form);
+    assert_eq!(field(form, "messageId"), Some(id.as_str()));
+}
+
 #[tokio::test]
 async fn scheduled_messages_call_back_when_queued_and_when_canceled() {
     let t = spawn_sending().await;
