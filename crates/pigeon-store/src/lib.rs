@@ -37,6 +37,7 @@ pub mod phones;
 pub mod queue;
 pub mod quotas;
 pub mod reliability;
+pub mod reports;
 pub mod senders;
 pub mod settings;
 pub mod stats;
@@ -355,8 +356,7 @@ pub(crate) fn found(rows: u64) -> Result<()> {
 /// value, the statement's text stays the same however many ids there are, so its prepared
 /// form is reused from the statement cache instead of being parsed again for each length.
 pub(crate) fn json_ids(ids: &[i64]) -> String {
-    let listed: Vec<String> = ids.iter().map(i64::to_string).collect();
-    format!("[{}]", listed.join(","))
+    serde_json::Value::from(ids).to_string()
 }
 
 /// Placeholders `$from, $from+1, ...` for an `IN (...)` list of `n` values (`n` ≥ 1).

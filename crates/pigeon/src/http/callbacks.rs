@@ -12,7 +12,7 @@ use axum::routing::any;
 use pigeon_channels::{Adapter, Inbound};
 use pigeon_core::time::{self, Ts};
 use pigeon_store::phones::{self, Phone};
-use pigeon_store::queue::ReportTarget;
+use pigeon_store::reports::ReportTarget;
 use pigeon_store::users::User;
 use serde_json::json;
 

@@ -1,12 +1,14 @@
 //! What comes back from phones: inbound SMS (with STOP / START), delivery reports, calls.
 
+use std::sync::Arc;
+
 use pigeon_channels::{Inbound, Report};
 use pigeon_core::status::Status;
 use pigeon_core::time::Ts;
 use pigeon_store::calls::{self, NewCall};
 use pigeon_store::messages::{self, NewMessage};
 use pigeon_store::phones::{self, Phone};
-use pigeon_store::queue::{self, Moved, ReportTarget, Reported};
+use pigeon_store::reports::{self, Moved, ReportTarget, Reported};
 use pigeon_store::stop_list;
 use serde_json::json;
 
@@ -144,7 +146,7 @@ pub async fn report(
             None => return Ok(None),
         },
     };
-    let hooks = events::targets(app, user_id, "send_sms_status_change").await?;
+    let hooks = Arc::new(events::targets(app, user_id, "send_sms_status_change").await?);
     let from: Vec<&str> = Status::ALL
         .iter()
         .filter(|s| s.can_become(to))
@@ -168,7 +170,7 @@ pub async fn report(
             }
             deliveries
         };
-        let reported = queue::report(
+        let reported = reports::report(
             &app.store,
             target,
             provider_id,

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use pigeon_channels::Event;
 use pigeon_core::time::Ts;
-use pigeon_store::queue::{self, ReportTarget};
+use pigeon_store::queue;
+use pigeon_store::reports::ReportTarget;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

@@ -13,7 +13,8 @@ use pigeon_channels::{Inbound, Report, SendError, Sent};
 use pigeon_core::time::Ts;
 use pigeon_store::devices::{self, Device};
 use pigeon_store::phones;
-use pigeon_store::queue::{self, Queued, ReportTarget};
+use pigeon_store::queue::{self, Queued};
+use pigeon_store::reports::ReportTarget;
 
 use crate::agent::protocol::{FromAgent, ToAgent, transient};
 use crate::app::App;
