@@ -46,6 +46,11 @@ SELECT 1, $phone, 0, 'outbound', printf('+336%08d', x), 'Mon SMS d''exemple pour
     'queued', $now + 172800000, 3, 0, $now, $now, $now, $now
 FROM c;
 INSERT INTO message_history (message_id, status, at) SELECT id, status, created_at FROM messages;
+-- Pigeon's own inserts keep these counts; rows put in by hand must add theirs.
+INSERT INTO message_counts (user_id, phone_id, direction, status, n)
+SELECT user_id, COALESCE(phone_id, 0), direction, status, COUNT(*) FROM messages WHERE true
+GROUP BY user_id, COALESCE(phone_id, 0), direction, status
+ON CONFLICT (user_id, phone_id, direction, status) DO UPDATE SET n = excluded.n;
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 EOF

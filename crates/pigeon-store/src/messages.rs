@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use rusqlite::Connection;
 use sqlx::AssertSqlSafe;
 
 use crate::group::{execute, insert_id};
@@ -60,6 +61,38 @@ macro_rules! select {
     };
 }
 
+/// The messages a write inserts, counted per account, phone (0: none), direction and status,
+/// and added to the kept `message_counts` in that same write. Inserts count themselves: a
+/// trigger on inserting into `messages` (foreign keys and a trigger) makes SQLite copy every
+/// page each insert touches to its statement journal first (see migration 0007).
+#[derive(Default)]
+pub(crate) struct NewCounts<'a>(BTreeMap<(i64, i64, &'a str, &'a str), i64>);
+
+impl<'a> NewCounts<'a> {
+    pub(crate) fn add(
+        &mut self,
+        user_id: i64,
+        phone_id: Option<i64>,
+        direction: &'a str,
+        status: &'a str,
+    ) {
+        let key = (user_id, phone_id.unwrap_or(0), direction, status);
+        *self.0.entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn write(&self, conn: &Connection) -> Result<()> {
+        for ((user_id, phone_id, direction, status), n) in &self.0 {
+            execute(
+                conn,
+                "INSERT INTO message_counts (user_id, phone_id, direction, status, n) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (user_id, phone_id, direction, status) DO UPDATE SET n = n + excluded.n",
+                &[user_id, phone_id, direction, status, n],
+            )?;
+        }
+        Ok(())
+    }
+}
+
 pub async fn insert(store: &Store, m: &NewMessage) -> Result<i64> {
     insert_with(store, m, |_| Vec::new()).await
 }
@@ -103,6 +136,9 @@ pub async fn insert_with(
                 "INSERT INTO message_history (message_id, status, at) VALUES ($1, $2, $3)",
                 &[&id, &m.status, &now],
             )?;
+            let mut counts = NewCounts::default();
+            counts.add(m.user_id, m.phone_id, m.direction, &m.status);
+            counts.write(conn)?;
             outbox::insert(conn, &deliveries(id), now)?;
             Ok(id)
         })
@@ -284,6 +320,67 @@ mod tests {
         ] {
             ids.push(insert(&store, &m).await.expect("insert"));
         }
+        assert_counts_match(&store, &[a, b]).await;
+
+        // Every other way messages are inserted counts them too: a campaign's dispatch...
+        let campaign = crate::campaigns::NewCampaign {
+            text: "hi".into(),
+            numbers: vec![("+33612345678".into(), "[]".into())],
+            ..Default::default()
+        };
+        let campaign_id = crate::campaigns::create(&store, a, &campaign)
+            .await
+            .expect("campaign");
+        let dispatch = crate::queue::Dispatch {
+            campaign_id,
+            user_id: a,
+            max_tries: 1,
+            ..Default::default()
+        };
+        let outbound = |phone_id| crate::queue::NewOutbound {
+            destination: "+33612345678".into(),
+            text: "hi".into(),
+            encoding: "gsm7",
+            segments: 1,
+            phone_id,
+            media: Vec::new(),
+        };
+        let dispatched = vec![(
+            dispatch,
+            vec![outbound(Some(sim)), outbound(Some(sim)), outbound(None)],
+        )];
+        crate::queue::dispatch_all(&store, dispatched.into())
+            .await
+            .expect("dispatched");
+        // ...and the sends of the APIs, queued, scheduled or failed at once.
+        let single = |phone_id, scheduled, error| crate::queue::Single {
+            user_id: a,
+            api: "reach",
+            phone_id,
+            phone_fixed: false,
+            flash: false,
+            origin: None,
+            destination: "+33612345678".into(),
+            text: "hi".into(),
+            encoding: "gsm7",
+            segments: 1,
+            max_tries: 1,
+            valid_until: Ts(i64::MAX),
+            client_ref: None,
+            callback_url: None,
+            tag: None,
+            scheduled,
+            error,
+        };
+        let singles = [
+            single(Some(agent), None, None),
+            single(Some(agent), None, None),
+            single(None, Some(Ts(1)), None),
+            single(None, None, Some(("30".into(), "no route".into()))),
+        ];
+        crate::queue::enqueue_all(&store, &singles, |_, _, _| Vec::new())
+            .await
+            .expect("enqueued");
         assert_counts_match(&store, &[a, b]).await;
 
         let exec = |sql: &'static str, binds: Vec<i64>| {

@@ -12,7 +12,7 @@ use rusqlite::Connection;
 
 use crate::campaigns::Campaign;
 use crate::group::{execute, insert_id, row, rows};
-use crate::messages::{Detailed, Item};
+use crate::messages::{Detailed, Item, NewCounts};
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, StoreError, Ts, placeholders};
 
@@ -163,6 +163,7 @@ fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Res
     if taken == 0 {
         return Ok(false);
     }
+    let mut counts = NewCounts::default();
     for m in messages {
         let id = insert_id(
             conn,
@@ -189,6 +190,7 @@ fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Res
             ],
         )?;
         history(conn, id, "queued", None, now)?;
+        counts.add(d.user_id, m.phone_id, "outbound", "queued");
         for media in &m.media {
             execute(
                 conn,
@@ -197,6 +199,7 @@ fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Res
             )?;
         }
     }
+    counts.write(conn)?;
     Ok(true)
 }
 
@@ -557,6 +560,7 @@ fn insert_all(
 ) -> Result<Vec<Stored>> {
     let now = Ts::now().0;
     let mut stored = Vec::with_capacity(messages.len());
+    let mut counts = NewCounts::default();
     for (index, m) in messages.iter().enumerate() {
         let at = m.scheduled.map_or(now, |t| t.0);
         let (error_code, error_text) = match &m.error {
@@ -594,12 +598,14 @@ fn insert_all(
             ],
         )?;
         history(conn, id, m.status(), error_text, now)?;
+        counts.add(m.user_id, m.phone_id, "outbound", m.status());
         outbox::insert(conn, &deliveries(index, id, now), now)?;
         stored.push(Stored {
             id,
             created_at: now,
         });
     }
+    counts.write(conn)?;
     Ok(stored)
 }
 
