@@ -55,6 +55,8 @@ pub struct App {
     pub recent_stop_lists: Recent<i64, Arc<std::collections::HashSet<String>>>,
     /// Devices by (account, id), read per message sent through one.
     pub recent_devices: Recent<(i64, i64), pigeon_store::devices::Device>,
+    /// Whether each account has a quota, read per send.
+    pub recent_quotas: Recent<i64, bool>,
 }
 
 /// How long an account or its settings may be served from memory: what a change made by the
@@ -116,6 +118,7 @@ impl App {
             recent_phone_owners: Recent::new(RECENT_TTL),
             recent_stop_lists: Recent::new(RECENT_TTL),
             recent_devices: Recent::new(RECENT_TTL),
+            recent_quotas: Recent::new(RECENT_TTL),
         })
     }
 

@@ -67,7 +67,15 @@ pub async fn set(app: &App, email: &str, q: &QuotaInput) -> Result<()> {
         alerted_level: false,
         alerted_reached: false,
     };
-    Ok(quotas::set(&app.store, &quota).await?)
+    quotas::set(&app.store, &quota).await?;
+    app.recent_quotas.forget(&user.id);
+    Ok(())
+}
+
+/// Whether the account has a quota (in force or not).
+pub async fn exists(app: &App, user_id: i64) -> Result<bool> {
+    let read = async { quotas::get(&app.store, user_id).await.map(|q| q.is_some()) };
+    Ok(app.recent_quotas.get_or_load(user_id, read).await?)
 }
 
 /// Starts the next period of every quota that ended and renews itself; unused credits carry

@@ -24,6 +24,7 @@ use serde_json::json;
 use super::accounts::{self, Settings};
 use super::{
     Result, campaigns as campaign_service, events, notifications, phones as phone_service,
+    quotas as quota_service,
 };
 use crate::app::App;
 
@@ -239,6 +240,15 @@ pub async fn prepare(
     let refused = match refusal(app, phone, m, &settings).await? {
         Some(Refusal::Fail(reason)) => Decision::Failed(reason),
         Some(Refusal::Reroute(reason)) => Decision::Reroute(reason),
+        // An account without a quota has no credits to take: no write before its sends.
+        None if !quota_service::exists(app, m.user_id).await? => {
+            return Ok(Some(Ready {
+                outgoing,
+                settings,
+                credits: 0,
+                reserved: false,
+            }));
+        }
         None => {
             // Credits are taken before the send, in one statement, so concurrent sends cannot
             // overspend; they are given back if the send fails. Links appended to an MMS count.
