@@ -227,9 +227,24 @@ mod tests {
         assert_eq!(ids(before), sent[5..30]);
     }
 
-    /// The counts the triggers keep, against the messages counted one by one, for each way
-    /// the lists add them up.
+    /// The kept counts (inserts add to them, triggers follow updates and deletions), row by
+    /// row against the messages grouped, and for each way the lists add them up.
     async fn assert_counts_match(store: &Store, users: &[i64]) {
+        let kept: Vec<(i64, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT user_id, phone_id, direction, status, n FROM message_counts WHERE n != 0 \
+             ORDER BY 1, 2, 3, 4",
+        )
+        .fetch_all(store.r())
+        .await
+        .expect("kept");
+        let grouped: Vec<(i64, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT user_id, COALESCE(phone_id, 0), direction, status, COUNT(*) FROM messages \
+             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        )
+        .fetch_all(store.r())
+        .await
+        .expect("grouped");
+        assert_eq!(kept, grouped);
         let rows: Vec<(i64, Option<i64>, String, String)> =
             sqlx::query_as("SELECT user_id, phone_id, direction, status FROM messages")
                 .fetch_all(store.r())
@@ -349,9 +364,10 @@ mod tests {
             dispatch,
             vec![outbound(Some(sim)), outbound(Some(sim)), outbound(None)],
         )];
-        crate::queue::dispatch_all(&store, dispatched.into())
+        let taken = crate::queue::dispatch_all(&store, dispatched.into())
             .await
             .expect("dispatched");
+        assert_eq!(taken, [true]);
         // ...and the sends of the APIs, queued, scheduled or failed at once.
         let single = |phone_id, scheduled, error| crate::queue::Single {
             user_id: a,
@@ -598,8 +614,8 @@ struct Counted<'a> {
     devices: bool,
 }
 
-/// How many of the user's messages match, from the counts the triggers keep
-/// (`message_counts`): a few rows read, however many messages there are.
+/// How many of the user's messages match, from the kept counts (`message_counts`, see
+/// [`NewCounts`]): a few rows read, however many messages there are.
 async fn counted(store: &Store, user_id: i64, c: &Counted<'_>) -> Result<i64> {
     let statuses = (!c.statuses.is_empty()).then(|| c.statuses.join(","));
     Ok(sqlx::query_scalar(

@@ -593,32 +593,41 @@ async fn an_exhausted_quota_fails_the_message() {
     );
 }
 
-/// Sends of an account without a quota write no reservation: whether it has one is kept for a
-/// moment. A quota given through the service applies to the very next message.
-#[tokio::test]
-async fn a_quota_given_between_two_sends_applies_to_the_second() {
+/// A server whose account sent one message through its test phone while it had no quota.
+async fn sent_without_quota() -> (TestApp, i64) {
     let t = spawn_sending().await;
     let p = phone(&t, "test", "test", &[], &[]).await;
     let free = campaign(&t, "before the quota", &[NUMBER], &[]).await;
     let rows = wait_sended(&t, free, |r| r.len() == 1).await;
     assert_eq!(t.message(int(&rows[0], "id")).await["status"], "sent");
-    set_credit(&t, 0).await;
-    let refused = campaign(&t, "after it", &[NUMBER], &[]).await;
-    let rows = wait_sended(&t, refused, |r| all_with_status(r, 1, "failed")).await;
+    (t, p)
+}
+
+/// The account's next message fails for want of credit and never reaches phone `p`.
+async fn refused_for_credit(t: &TestApp, p: i64) {
+    let refused = campaign(t, "after it", &[NUMBER], &[]).await;
+    let rows = wait_sended(t, refused, |r| all_with_status(r, 1, "failed")).await;
     let m = t.message(int(&rows[0], "id")).await;
     assert_eq!(m["error_text"], "Not enough credit to send message.", "{m}");
-    assert_eq!(test_sent(&t, p).len(), 1);
+    assert_eq!(test_sent(t, p).len(), 1);
+}
+
+/// Sends of an account without a quota write no reservation: whether it has one is kept for a
+/// moment. A quota given through the service applies to the very next message.
+#[tokio::test]
+async fn a_quota_given_between_two_sends_applies_to_the_second() {
+    let (t, p) = sent_without_quota().await;
+    // Within the second the server keeps that the account has none.
+    assert_eq!(t.app.recent_quotas.get(&t.user_id), Some(false));
+    set_credit(&t, 0).await;
+    refused_for_credit(&t, p).await;
 }
 
 /// A quota written by another process (the CLI, on the same database) applies within the
 /// second for which the server keeps that the account had none.
 #[tokio::test]
 async fn a_quota_given_by_another_process_applies_within_a_second() {
-    let t = spawn_sending().await;
-    let p = phone(&t, "test", "test", &[], &[]).await;
-    let free = campaign(&t, "before the quota", &[NUMBER], &[]).await;
-    let rows = wait_sended(&t, free, |r| r.len() == 1).await;
-    assert_eq!(t.message(int(&rows[0], "id")).await["status"], "sent");
+    let (t, p) = sent_without_quota().await;
     let now = pigeon_core::time::Ts::now().0;
     let empty = pigeon_store::quotas::Quota {
         id: 0,
@@ -639,11 +648,7 @@ async fn a_quota_given_by_another_process_applies_within_a_second() {
         .await
         .expect("quota");
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let refused = campaign(&t, "after it", &[NUMBER], &[]).await;
-    let rows = wait_sended(&t, refused, |r| all_with_status(r, 1, "failed")).await;
-    let m = t.message(int(&rows[0], "id")).await;
-    assert_eq!(m["error_text"], "Not enough credit to send message.", "{m}");
-    assert_eq!(test_sent(&t, p).len(), 1);
+    refused_for_credit(&t, p).await;
 }
 
 /// Credit 1 and two messages claimed together by one phone (the test channel sends four at
