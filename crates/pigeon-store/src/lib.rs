@@ -31,6 +31,7 @@ pub mod devices;
 mod group;
 pub mod groups;
 pub mod media;
+mod message_counts;
 pub mod messages;
 pub mod outbox;
 pub mod phones;

@@ -6,6 +6,7 @@ use rusqlite::Connection;
 use sqlx::AssertSqlSafe;
 
 use crate::group::{execute, insert_id};
+use crate::message_counts::{Counted, NewCounts, counted};
 use crate::outbox::{self, NewDelivery};
 use crate::{Page, Result, Store, Ts, placeholders};
 
@@ -61,36 +62,20 @@ macro_rules! select {
     };
 }
 
-/// The messages a write inserts, counted per account, phone (0: none), direction and status,
-/// and added to the kept `message_counts` in that same write. Inserts count themselves: a
-/// trigger on inserting into `messages` (foreign keys and a trigger) makes SQLite copy every
-/// page each insert touches to its statement journal first (see migration 0007).
-#[derive(Default)]
-pub(crate) struct NewCounts<'a>(BTreeMap<(i64, i64, &'a str, &'a str), i64>);
-
-impl<'a> NewCounts<'a> {
-    pub(crate) fn add(
-        &mut self,
-        user_id: i64,
-        phone_id: Option<i64>,
-        direction: &'a str,
-        status: &'a str,
-    ) {
-        let key = (user_id, phone_id.unwrap_or(0), direction, status);
-        *self.0.entry(key).or_default() += 1;
-    }
-
-    pub(crate) fn write(&self, conn: &Connection) -> Result<()> {
-        for ((user_id, phone_id, direction, status), n) in &self.0 {
-            execute(
-                conn,
-                "INSERT INTO message_counts (user_id, phone_id, direction, status, n) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (user_id, phone_id, direction, status) DO UPDATE SET n = n + excluded.n",
-                &[user_id, phone_id, direction, status, n],
-            )?;
-        }
-        Ok(())
-    }
+/// A step of a message's history, written with the change it records.
+pub(crate) fn history(
+    conn: &Connection,
+    id: i64,
+    status: &str,
+    detail: Option<&str>,
+    at: i64,
+) -> Result<()> {
+    execute(
+        conn,
+        "INSERT INTO message_history (message_id, status, detail, at) VALUES ($1, $2, $3, $4)",
+        &[&id, &status, &detail, &at],
+    )?;
+    Ok(())
 }
 
 pub async fn insert(store: &Store, m: &NewMessage) -> Result<i64> {
@@ -131,11 +116,7 @@ pub async fn insert_with(
                     &now,
                 ],
             )?;
-            execute(
-                conn,
-                "INSERT INTO message_history (message_id, status, at) VALUES ($1, $2, $3)",
-                &[&id, &m.status, &now],
-            )?;
+            history(conn, id, &m.status, None, now)?;
             let mut counts = NewCounts::default();
             counts.add(m.user_id, m.phone_id, m.direction, &m.status);
             counts.write(conn)?;
@@ -225,223 +206,6 @@ mod tests {
             .await
             .expect("before");
         assert_eq!(ids(before), sent[5..30]);
-    }
-
-    /// The kept counts (inserts add to them, triggers follow updates and deletions), row by
-    /// row against the messages grouped, and for each way the lists add them up.
-    async fn assert_counts_match(store: &Store, users: &[i64]) {
-        let kept: Vec<(i64, i64, String, String, i64)> = sqlx::query_as(
-            "SELECT user_id, phone_id, direction, status, n FROM message_counts WHERE n != 0 \
-             ORDER BY 1, 2, 3, 4",
-        )
-        .fetch_all(store.r())
-        .await
-        .expect("kept");
-        let grouped: Vec<(i64, i64, String, String, i64)> = sqlx::query_as(
-            "SELECT user_id, COALESCE(phone_id, 0), direction, status, COUNT(*) FROM messages \
-             GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
-        )
-        .fetch_all(store.r())
-        .await
-        .expect("grouped");
-        assert_eq!(kept, grouped);
-        let rows: Vec<(i64, Option<i64>, String, String)> =
-            sqlx::query_as("SELECT user_id, phone_id, direction, status FROM messages")
-                .fetch_all(store.r())
-                .await
-                .expect("messages");
-        let device_phones: Vec<i64> = sqlx::query_scalar("SELECT phone_id FROM devices")
-            .fetch_all(store.r())
-            .await
-            .expect("devices");
-        let ways = [
-            Counted::default(),
-            Counted {
-                direction: Some("outbound"),
-                ..Counted::default()
-            },
-            Counted {
-                statuses: &["sent", "delivered"],
-                ..Counted::default()
-            },
-            Counted {
-                direction: Some("inbound"),
-                statuses: &["received"],
-                ..Counted::default()
-            },
-            Counted {
-                devices: true,
-                ..Counted::default()
-            },
-        ];
-        for &user in users {
-            for c in &ways {
-                let expected = rows
-                    .iter()
-                    .filter(|(u, phone, direction, status)| {
-                        *u == user
-                            && c.direction.is_none_or(|d| d == direction)
-                            && (c.statuses.is_empty() || c.statuses.contains(&status.as_str()))
-                            && (!c.devices || phone.is_some_and(|p| device_phones.contains(&p)))
-                    })
-                    .count() as i64;
-                let got = counted(store, user, c).await.expect("counted");
-                assert_eq!(got, expected, "user {user}, {c:?}");
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn the_kept_counts_follow_every_insert_change_and_deletion() {
-        let (_dir, store) = testing::store().await;
-        let a = testing::user(&store, "a@x").await;
-        let b = testing::user(&store, "b@x").await;
-        let fields = crate::phones::PhoneFields {
-            name: Some("sim".into()),
-            adapter: Some("simulator".into()),
-            ..Default::default()
-        };
-        let sim = crate::phones::create(&store, a, &fields)
-            .await
-            .expect("phone");
-        let device = crate::devices::create(&store, a, &Default::default(), "", "")
-            .await
-            .expect("device");
-        let agent = crate::devices::get(&store, a, device)
-            .await
-            .expect("get")
-            .expect("device")
-            .phone_id;
-        let out = |user, phone, status: &str| NewMessage {
-            user_id: user,
-            phone_id: phone,
-            direction: "outbound",
-            text: "hi".into(),
-            status: status.into(),
-            ..Default::default()
-        };
-        let mut ids = Vec::new();
-        for m in [
-            out(a, None, "queued"),
-            out(a, None, "queued"),
-            out(a, Some(sim), "sent"),
-            out(a, Some(agent), "queued"),
-            out(b, None, "sent"),
-            NewMessage {
-                direction: "inbound",
-                status: "received".into(),
-                ..out(a, Some(agent), "")
-            },
-        ] {
-            ids.push(insert(&store, &m).await.expect("insert"));
-        }
-        assert_counts_match(&store, &[a, b]).await;
-
-        // Every other way messages are inserted counts them too: a campaign's dispatch...
-        let campaign = crate::campaigns::NewCampaign {
-            text: "hi".into(),
-            numbers: vec![("+33612345678".into(), "[]".into())],
-            ..Default::default()
-        };
-        let campaign_id = crate::campaigns::create(&store, a, &campaign)
-            .await
-            .expect("campaign");
-        let dispatch = crate::queue::Dispatch {
-            campaign_id,
-            user_id: a,
-            max_tries: 1,
-            ..Default::default()
-        };
-        let outbound = |phone_id| crate::queue::NewOutbound {
-            destination: "+33612345678".into(),
-            text: "hi".into(),
-            encoding: "gsm7",
-            segments: 1,
-            phone_id,
-            media: Vec::new(),
-        };
-        let dispatched = vec![(
-            dispatch,
-            vec![outbound(Some(sim)), outbound(Some(sim)), outbound(None)],
-        )];
-        let taken = crate::queue::dispatch_all(&store, dispatched.into())
-            .await
-            .expect("dispatched");
-        assert_eq!(taken, [true]);
-        // ...and the sends of the APIs, queued, scheduled or failed at once.
-        let single = |phone_id, scheduled, error| crate::queue::Single {
-            user_id: a,
-            api: "reach",
-            phone_id,
-            phone_fixed: false,
-            flash: false,
-            origin: None,
-            destination: "+33612345678".into(),
-            text: "hi".into(),
-            encoding: "gsm7",
-            segments: 1,
-            max_tries: 1,
-            valid_until: Ts(i64::MAX),
-            client_ref: None,
-            callback_url: None,
-            tag: None,
-            scheduled,
-            error,
-        };
-        let singles = [
-            single(Some(agent), None, None),
-            single(Some(agent), None, None),
-            single(None, Some(Ts(1)), None),
-            single(None, None, Some(("30".into(), "no route".into()))),
-        ];
-        crate::queue::enqueue_all(&store, &singles, |_, _, _| Vec::new())
-            .await
-            .expect("enqueued");
-        assert_counts_match(&store, &[a, b]).await;
-
-        let exec = |sql: &'static str, binds: Vec<i64>| {
-            let store = store.clone();
-            async move {
-                let mut q = sqlx::query(sql);
-                for b in binds {
-                    q = q.bind(b);
-                }
-                q.execute(store.w()).await.expect("update");
-            }
-        };
-        exec(
-            "UPDATE messages SET status = 'delivered' WHERE id = $1",
-            vec![ids[2]],
-        )
-        .await;
-        let assign = "UPDATE messages SET phone_id = $1, status = 'sending' WHERE id = $2";
-        exec(assign, vec![agent, ids[0]]).await;
-        exec(
-            "UPDATE messages SET text = 'other' WHERE id = $1",
-            vec![ids[3]],
-        )
-        .await;
-        assert_counts_match(&store, &[a, b]).await;
-
-        assert!(
-            delete_final(&store, a, ids[2], &["delivered"])
-                .await
-                .expect("delete")
-        );
-        crate::phones::delete(&store, a, agent)
-            .await
-            .expect("phone deleted");
-        assert_counts_match(&store, &[a, b]).await;
-
-        exec("DELETE FROM users WHERE id = $1", vec![b]).await;
-        assert_counts_match(&store, &[a, b]).await;
-        let left: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM message_counts WHERE user_id = $1")
-                .bind(b)
-                .fetch_one(store.r())
-                .await
-                .expect("count");
-        assert_eq!(left, 0, "a deleted account's counts go with it");
     }
 
     #[tokio::test]
@@ -603,33 +367,6 @@ pub async fn device_messages(
             .await?
     };
     Ok((rows, total))
-}
-
-/// Which messages [`counted`] adds up: `None` (or empty) matches every value.
-#[derive(Debug, Clone, Default)]
-struct Counted<'a> {
-    direction: Option<&'a str>,
-    statuses: &'a [&'a str],
-    /// Only the messages of the user's devices' phones.
-    devices: bool,
-}
-
-/// How many of the user's messages match, from the kept counts (`message_counts`, see
-/// [`NewCounts`]): a few rows read, however many messages there are.
-async fn counted(store: &Store, user_id: i64, c: &Counted<'_>) -> Result<i64> {
-    let statuses = (!c.statuses.is_empty()).then(|| c.statuses.join(","));
-    Ok(sqlx::query_scalar(
-        "SELECT COALESCE(SUM(n), 0) FROM message_counts WHERE user_id = $1 \
-         AND ($2 IS NULL OR direction = $2) \
-         AND ($3 IS NULL OR (',' || $3 || ',') LIKE ('%,' || status || ',%')) \
-         AND ($4 = 0 OR phone_id IN (SELECT phone_id FROM devices WHERE user_id = $1))",
-    )
-    .bind(user_id)
-    .bind(c.direction)
-    .bind(statuses)
-    .bind(c.devices)
-    .fetch_one(store.r())
-    .await?)
 }
 
 /// The status history of the given messages, oldest first.

@@ -12,7 +12,8 @@ use rusqlite::Connection;
 
 use crate::campaigns::Campaign;
 use crate::group::{execute, insert_id, row, rows};
-use crate::messages::{Detailed, Item, NewCounts};
+use crate::message_counts::NewCounts;
+use crate::messages::{Detailed, Item, history};
 use crate::outbox::{self, NewDelivery};
 use crate::{Result, Store, StoreError, Ts, placeholders};
 
@@ -201,21 +202,6 @@ fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Res
     }
     counts.write(conn)?;
     Ok(true)
-}
-
-pub(crate) fn history(
-    conn: &Connection,
-    id: i64,
-    status: &str,
-    detail: Option<&str>,
-    at: i64,
-) -> Result<()> {
-    execute(
-        conn,
-        "INSERT INTO message_history (message_id, status, detail, at) VALUES ($1, $2, $3, $4)",
-        &[&id, &status, &detail, &at],
-    )?;
-    Ok(())
 }
 
 /// Claims up to `limit` due messages of a phone: they become `sending` until `lease_until`,

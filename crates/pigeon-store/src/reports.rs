@@ -2,8 +2,8 @@
 //! forward (never backwards), with its history and webhook deliveries, in one write.
 
 use crate::group::{execute, row};
+use crate::messages::history;
 use crate::outbox::{self, NewDelivery};
-use crate::queue::history;
 use crate::{Result, Store, Ts};
 
 /// A delivery report moved a message: (message id, user id, new status).

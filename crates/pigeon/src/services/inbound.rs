@@ -154,7 +154,8 @@ pub async fn report(
         .collect();
     // Most messages ask for no notifications: the report goes without looking. One that does
     // comes back unwritten with its id, to have them prepared (again only if another message
-    // took the provider id meanwhile; after that the report counts as unmatched, for now).
+    // took the provider id meanwhile; past three rounds it is answered as unmatched, as a
+    // report of no known message is).
     let mut notified = None;
     for _ in 0..3 {
         let notice = match notified {
