@@ -1,6 +1,6 @@
 //! E.164 phone numbers, validated like RaspiSMS's `parse_phone`.
 
-use phonenumber::Mode;
+use rlibphonenumber::{PhoneNumber, PhoneNumberFormat};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NumberError {
@@ -42,11 +42,12 @@ pub fn parse_e164(raw: &str) -> Result<String, NumberError> {
     if digits == 0 || digits > MAX_DIGITS {
         return Err(NumberError::Invalid);
     }
-    let number = phonenumber::parse(None, trimmed).map_err(|_| NumberError::Invalid)?;
-    if !phonenumber::is_valid(&number) || number.extension().is_some() {
+    // The whitelist leaves no way to write an extension, so a valid number is all there is.
+    let number = PhoneNumber::parse(trimmed, None).map_err(|_| NumberError::Invalid)?;
+    if !number.is_valid() {
         return Err(NumberError::Invalid);
     }
-    Ok(number.format().mode(Mode::E164).to_string())
+    Ok(number.format_as(PhoneNumberFormat::E164).into_owned())
 }
 
 /// A sender: an E.164 number, or an alphanumeric sender ID (at most 11 letters, digits and
@@ -115,6 +116,9 @@ mod tests {
             ("+32 470 12 34 56", "+32470123456"),
             ("+1 (650) 253-0000", "+16502530000"),
             ("+1 650.253.0000", "+16502530000"),
+            // Valid for libphonenumber (Java, and the PHP port RaspiSMS uses); the `phonenumber`
+            // crate Pigeon used before rejected it.
+            ("+7 811 180 97 05", "+78111809705"),
         ];
         for (raw, expected) in cases {
             assert_eq!(parse_e164(raw).as_deref(), Ok(expected), "input {raw:?}");
@@ -143,6 +147,8 @@ mod tests {
             "+33 6 12 34 56 78 😀",
             "+33\u{0}612345678",
             "++33612345678",
+            // Invalid for libphonenumber; the `phonenumber` crate accepted it.
+            "+60 55 139 1142",
         ];
         for raw in cases {
             assert_eq!(parse_e164(raw), Err(NumberError::Invalid), "input {raw:?}");
