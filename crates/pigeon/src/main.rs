@@ -11,10 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The phone number library logs the numbers it parses, in clear, at trace level: never kept.
+    let quiet_numbers = "rlibphonenumber=off".parse()?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn".into())
+                .add_directive(quiet_numbers),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod crash_load;
 mod helpers;
+mod logs;
 mod longpoll;
 mod maintenance;
 mod notifications;
