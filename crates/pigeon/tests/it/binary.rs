@@ -8,6 +8,18 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// An address on 127.0.0.1 free a moment ago, to start the server on: (`listen`, its base URL).
+pub fn free_address() -> (String, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let base = format!("http://{listen}");
+    (listen, base)
+}
+
 /// The server on `listen` in `dir`, its stderr appended to `dir/<log>`.
 pub fn spawn(dir: &Path, listen: &str, log: &str, stdout: Stdio, env: &[(&str, &str)]) -> Child {
     let stderr = std::fs::OpenOptions::new()

@@ -18,7 +18,7 @@ use pigeon_core::time::Ts;
 use pigeon_store::messages::{self, Message};
 use pigeon_store::{Page, Store, phones, queue, stats, users};
 
-use crate::binary::{logs, read_api_key, spawn, stop_cleanly, wait_until_up};
+use crate::binary::{free_address, logs, read_api_key, spawn, stop_cleanly, wait_until_up};
 use crate::helpers::{Answer, answer};
 
 /// Short leases and ticks, so the restart picks the interrupted sends up at once.
@@ -135,13 +135,7 @@ async fn a_server_killed_mid_send_resumes_without_losing_or_repeating_messages()
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let base = format!("http://{listen}");
+    let (listen, base) = free_address();
     let client = reqwest::Client::new();
 
     // 1. The first server; it prints the first admin's key.

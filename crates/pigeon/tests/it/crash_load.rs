@@ -26,7 +26,7 @@ use pigeon_channels::simulator::{self, SimulatedSend};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::binary::{logs, read_api_key, spawn, stop_cleanly, wait_until_up};
+use crate::binary::{free_address, logs, read_api_key, spawn, stop_cleanly, wait_until_up};
 use crate::helpers::sql_at;
 
 /// How much load, and when to kill.
@@ -412,13 +412,7 @@ async fn run(load: Load) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let db = dir.join("pigeon.db");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let base = format!("http://{listen}");
+    let (listen, base) = free_address();
     let setup_client = reqwest::Client::new();
     eprintln!(
         "crash_load: {load:?}, binary {}",

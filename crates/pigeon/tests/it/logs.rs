@@ -3,19 +3,13 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::binary::{logs, read_api_key, spawn, stop_cleanly, wait_until_up};
+use crate::binary::{free_address, logs, read_api_key, spawn, stop_cleanly, wait_until_up};
 
 #[tokio::test]
 async fn numbers_stay_out_of_trace_logs() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let base = format!("http://{listen}");
+    let (listen, base) = free_address();
     let client = reqwest::Client::new();
     let trace = [("RUST_LOG", "trace")];
     let mut server = spawn(dir, &listen, "first.log", Stdio::piped(), &trace);

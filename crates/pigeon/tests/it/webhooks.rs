@@ -17,7 +17,7 @@ use pigeon_core::time::Ts;
 use pigeon_store::messages::{self, NewMessage};
 use serde_json::Value;
 
-use crate::binary::{logs, read_api_key, spawn, wait_until_up};
+use crate::binary::{free_address, logs, read_api_key, spawn, wait_until_up};
 use crate::helpers::{
     TestApp, all_with_status, answer, inject, poll, spawn_with, sql_at, wait_rows,
 };
@@ -1013,13 +1013,7 @@ async fn a_killed_server_delivers_every_committed_event_after_its_restart() {
     const EVENTS: usize = 5;
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let base = format!("http://{listen}");
+    let (listen, base) = free_address();
     let client = reqwest::Client::new();
     let rx = Receiver::start(500).await;
 
