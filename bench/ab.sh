@@ -31,7 +31,7 @@ summary() { # load JSON → "rate … p50 … p99 …"
 case "$what" in
 sat)
     sys_start "$system" "$BENCH_OUT/ab-$system" 0 >/dev/null
-    load "${REQ[@]}" -c 16 -d 2 --start 90000000 >/dev/null
+    load "${REQ[@]}" -c 16 -d 2 --start 20000000 >/dev/null
     c0=$(cpu_seconds "${SERVER_PIDS[@]}")
     out=$(load "${REQ[@]}" -c 64 -d "$SECS")
     c1=$(cpu_seconds "${SERVER_PIDS[@]}")
@@ -41,7 +41,7 @@ sat)
 open)
     rate=${3:?open needs a RATE}
     sys_start "$system" "$BENCH_OUT/ab-$system" 0 >/dev/null
-    load "${REQ[@]}" -c 16 -d 2 --start 90000000 >/dev/null
+    load "${REQ[@]}" -c 16 -d 2 --start 20000000 >/dev/null
     before=$(thread_cpu "$PIGEON_PID")
     out=$(load "${REQ[@]}" --rate "$rate" -c 128 -d "$SECS")
     after=$(thread_cpu "$PIGEON_PID")
@@ -53,7 +53,7 @@ open)
     ;;
 work)
     sys_start raspisms "$BENCH_OUT/ab-work" 0 >/dev/null
-    load "${REQ[@]}" -c 16 -n 2000 -d 10 --start 90000000 >/dev/null
+    load "${REQ[@]}" -c 16 -n 2000 -d 10 --start 20000000 >/dev/null
     sleep 1
     sent_sql="SELECT COUNT(*) FROM messages WHERE status IN ('sent', 'delivered')"
     base=$(pigeon_sql "$sent_sql")
