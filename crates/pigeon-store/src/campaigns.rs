@@ -3,6 +3,7 @@
 //! after dispatch as the origin of its messages.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use rusqlite::Connection;
 use sqlx::AssertSqlSafe;
@@ -86,6 +87,22 @@ const LINKS: [(&str, &str, &str); 4] = [
     ),
     ("campaign_media", "media_id", "media"),
 ];
+
+/// The ids the campaigns of the JSON array `$1` link to, as (kind: the index in [`LINKS`],
+/// campaign, id), read in one statement rather than one per kind: a scheduler pass reads them.
+static LINKED: LazyLock<String> = LazyLock::new(|| {
+    let kinds: Vec<String> = LINKS
+        .iter()
+        .enumerate()
+        .map(|(kind, (table, column, _))| {
+            format!(
+                "SELECT {kind}, campaign_id, {column} FROM {table} \
+                 WHERE campaign_id IN (SELECT value FROM json_each($1))"
+            )
+        })
+        .collect();
+    format!("{} ORDER BY 1, 3", kinds.join(" UNION ALL "))
+});
 
 /// Stores a campaign with all its links, atomically, in the next group commit.
 pub async fn create(store: &Store, user_id: i64, c: &NewCampaign) -> Result<i64> {
@@ -181,24 +198,21 @@ pub async fn links(store: &Store, ids: &[i64]) -> Result<Links> {
     for n in numbers {
         out.numbers.entry(n.campaign_id).or_default().push(n);
     }
+    let linked = sqlx::query_as::<_, (i64, i64, i64)>(AssertSqlSafe(LINKED.as_str()))
+        .bind(&ids)
+        .fetch_all(store.r())
+        .await?;
     let targets = [
         &mut out.contacts,
         &mut out.groups,
         &mut out.conditional_groups,
         &mut out.media,
     ];
-    for ((table, column, _), target) in LINKS.iter().zip(targets) {
-        let sql = format!(
-            "SELECT campaign_id, {column} FROM {table} \
-             WHERE campaign_id IN (SELECT value FROM json_each($1)) ORDER BY {column}"
-        );
-        let linked = sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql))
-            .bind(&ids)
-            .fetch_all(store.r())
-            .await?;
-        for (campaign, linked) in linked {
-            target.entry(campaign).or_default().push(linked);
-        }
+    for (kind, campaign, linked) in linked {
+        targets[kind as usize]
+            .entry(campaign)
+            .or_default()
+            .push(linked);
     }
     Ok(out)
 }
@@ -206,7 +220,7 @@ pub async fn links(store: &Store, ids: &[i64]) -> Result<Links> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{StoreError, contacts, testing};
+    use crate::{StoreError, conditional_groups, contacts, groups, media, testing};
 
     #[tokio::test]
     async fn links_of_several_campaigns_stay_with_their_campaign() {
@@ -215,12 +229,22 @@ mod tests {
         let contact = contacts::create(&store, a, "c", "+33612345678", "{}")
             .await
             .expect("c");
+        let group = groups::create(&store, groups::CONTACT_GROUPS, a, "g", &[contact])
+            .await
+            .expect("group");
+        let conditional = conditional_groups::create(&store, a, "cg", "true")
+            .await
+            .expect("conditional group");
+        let picture = media::create(&store, a, "p.png").await.expect("media");
         let mut ids = Vec::new();
         for n in 0..3 {
             let c = NewCampaign {
                 text: "hi".into(),
                 numbers: vec![(format!("+3360000000{n}"), "[]".into())],
                 contacts: if n == 1 { vec![contact] } else { Vec::new() },
+                groups: if n == 2 { vec![group] } else { Vec::new() },
+                conditional_groups: vec![conditional],
+                media: if n == 1 { vec![picture] } else { Vec::new() },
                 ..Default::default()
             };
             ids.push(create(&store, a, &c).await.expect("create"));
@@ -229,8 +253,14 @@ mod tests {
         assert_eq!(l.numbers[&ids[2]][0].number, "+33600000002");
         assert_eq!(l.numbers[&ids[1]][0].number, "+33600000001");
         assert!(!l.numbers.contains_key(&ids[0]));
-        assert_eq!(l.contacts[&ids[1]], vec![contact]);
-        assert!(!l.contacts.contains_key(&ids[2]));
+        // Each kind of link lands in its own map, with its own campaign.
+        assert_eq!(l.contacts, BTreeMap::from([(ids[1], vec![contact])]));
+        assert_eq!(l.groups, BTreeMap::from([(ids[2], vec![group])]));
+        assert_eq!(
+            l.conditional_groups,
+            BTreeMap::from([(ids[1], vec![conditional]), (ids[2], vec![conditional])])
+        );
+        assert_eq!(l.media, BTreeMap::from([(ids[1], vec![picture])]));
     }
 
     #[tokio::test]

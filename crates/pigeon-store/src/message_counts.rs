@@ -185,21 +185,25 @@ mod tests {
         }
         assert_counts_match(&store, &[a, b]).await;
 
-        // Every other way messages are inserted counts them too: a campaign's dispatch...
+        // Every other way messages are inserted counts them too: campaigns' dispatches (several
+        // in one write, as a scheduler pass writes them)...
         let campaign = crate::campaigns::NewCampaign {
             text: "hi".into(),
             numbers: vec![("+33612345678".into(), "[]".into())],
             ..Default::default()
         };
-        let campaign_id = crate::campaigns::create(&store, a, &campaign)
-            .await
-            .expect("campaign");
-        let dispatch = crate::queue::Dispatch {
-            campaign_id,
-            user_id: a,
-            max_tries: 1,
-            ..Default::default()
-        };
+        let mut dispatches = Vec::new();
+        for user_id in [a, a, b] {
+            let campaign_id = crate::campaigns::create(&store, user_id, &campaign)
+                .await
+                .expect("campaign");
+            dispatches.push(crate::queue::Dispatch {
+                campaign_id,
+                user_id,
+                max_tries: 1,
+                ..Default::default()
+            });
+        }
         let outbound = |phone_id| crate::queue::NewOutbound {
             destination: "+33612345678".into(),
             text: "hi".into(),
@@ -208,14 +212,18 @@ mod tests {
             phone_id,
             media: Vec::new(),
         };
-        let dispatched = vec![(
-            dispatch,
-            vec![outbound(Some(sim)), outbound(Some(sim)), outbound(None)],
-        )];
+        let dispatched = vec![
+            (
+                dispatches[0].clone(),
+                vec![outbound(Some(sim)), outbound(Some(sim)), outbound(None)],
+            ),
+            (dispatches[1].clone(), vec![outbound(Some(sim))]),
+            (dispatches[2].clone(), vec![outbound(None)]),
+        ];
         let taken = crate::queue::dispatch_all(&store, dispatched.into())
             .await
             .expect("dispatched");
-        assert_eq!(taken, [true]);
+        assert_eq!(taken, [true, true, true]);
         // ...and the sends of the APIs, queued, scheduled or failed at once.
         let single = |phone_id, scheduled, error| crate::queue::Single {
             user_id: a,

@@ -117,7 +117,12 @@ pub async fn due_campaigns(store: &Store, now: Ts, limit: i64) -> Result<Vec<Cam
 async fn dispatch(store: &Store, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
     let (d, messages) = (d.clone(), messages.to_vec());
     store
-        .grouped(move |conn| dispatch_in(conn, &d, &messages))
+        .grouped(move |conn| {
+            let mut counts = NewCounts::default();
+            let taken = dispatch_in(conn, &d, &messages, &mut counts)?;
+            counts.write(conn)?;
+            Ok(taken)
+        })
         .await
 }
 
@@ -133,9 +138,13 @@ pub async fn dispatch_all(
     let all = dispatches.clone();
     let together = store
         .grouped(move |conn| {
-            all.iter()
-                .map(|(d, messages)| dispatch_in(conn, d, messages))
-                .collect::<Result<Vec<bool>>>()
+            let mut counts = NewCounts::default();
+            let taken = all
+                .iter()
+                .map(|(d, messages)| dispatch_in(conn, d, messages, &mut counts))
+                .collect::<Result<Vec<bool>>>()?;
+            counts.write(conn)?;
+            Ok(taken)
         })
         .await;
     match together {
@@ -154,7 +163,14 @@ pub async fn dispatch_all(
     }
 }
 
-fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Result<bool> {
+/// One campaign's dispatch; the messages it inserts are added to `counts`, which the caller
+/// writes once for the whole write (one upsert per key, not per campaign).
+fn dispatch_in(
+    conn: &Connection,
+    d: &Dispatch,
+    messages: &[NewOutbound],
+    counts: &mut NewCounts<'static>,
+) -> Result<bool> {
     let now = Ts::now().0;
     let taken = execute(
         conn,
@@ -164,7 +180,6 @@ fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Res
     if taken == 0 {
         return Ok(false);
     }
-    let mut counts = NewCounts::default();
     for m in messages {
         let id = insert_id(
             conn,
@@ -200,7 +215,6 @@ fn dispatch_in(conn: &Connection, d: &Dispatch, messages: &[NewOutbound]) -> Res
             )?;
         }
     }
-    counts.write(conn)?;
     Ok(true)
 }
 
