@@ -2,11 +2,12 @@
 # A/B measurements of one Pigeon build (PIGEON_BIN), one run each, to alternate with another:
 #   bash bench/ab.sh sat SYSTEM          closed loop, 64 connections, AB_SECS (10) s after 2 s of
 #                                        warm-up: accepted/s, p50, p99, server CPU s
-#   bash bench/ab.sh open SYSTEM RATE    open loop at RATE/s for AB_SECS s: p50, p99, and the CPU
-#                                        seconds of each of Pigeon's threads (by name) meanwhile
+#   bash bench/ab.sh open SYSTEM RATE    open loop at RATE/s for AB_SECS s: p50, p99, server CPU ms
+#                                        and context switches per message, and the CPU seconds of
+#                                        each thread (by name) of the server's first process
 #   bash bench/ab.sh work                60,000 RaspiSMS sends after 2,000 of warm-up, then until
 #                                        all are sent: server CPU ms per message, total s
-# SYSTEM: raspisms | reach | astandes | kannel (sat only). One line per run on stdout, e.g.
+# SYSTEM: raspisms | reach | astandes | kannel. One line per run on stdout, e.g.
 #   for i in 1 2; do for b in /tmp/a /tmp/b; do PIGEON_BIN=$b bash bench/ab.sh open raspisms 11000; done; done
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$BENCH_DIR/systems.sh"
@@ -22,6 +23,12 @@ thread_cpu() { # PID: "name<TAB>ticks" per thread name, summed
     for t in /proc/"$1"/task/*; do
         printf '%s\t%s\n' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
     done | awk -F'\t' '{a[$1] += $2} END {for (k in a) print k "\t" a[k]}' | sort
+}
+
+context_switches() { # PID...: voluntary and involuntary switches of all their threads
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/status; done 2>/dev/null |
+        awk '/ctxt_switches/ {s += $2} END {print s + 0}'
 }
 
 summary() { # load JSON → "rate … p50 … p99 …"
@@ -42,13 +49,19 @@ open)
     rate=${3:?open needs a RATE}
     sys_start "$system" "$BENCH_OUT/ab-$system" 0 >/dev/null
     load "${REQ[@]}" -c 16 -d 2 --start 20000000 >/dev/null
-    before=$(thread_cpu "$PIGEON_PID")
+    before=$(thread_cpu "${SERVER_PIDS[0]}")
+    s0=$(context_switches "${SERVER_PIDS[@]}")
+    c0=$(cpu_seconds "${SERVER_PIDS[@]}")
     out=$(load "${REQ[@]}" --rate "$rate" -c 128 -d "$SECS")
-    after=$(thread_cpu "$PIGEON_PID")
+    c1=$(cpu_seconds "${SERVER_PIDS[@]}")
+    s1=$(context_switches "${SERVER_PIDS[@]}")
+    after=$(thread_cpu "${SERVER_PIDS[0]}")
     hz=$(getconf CLK_TCK)
     threads=$(join -t $'\t' <(echo "$before") <(echo "$after") |
         awk -F'\t' -v hz="$hz" '{printf "%s=%.2f ", $1, ($3 - $2) / hz}')
-    echo "$label $system open $rate $(summary "$out") thread_cpu_s $threads"
+    per_msg=$(awk -v ok="$(jq -r .ok <<<"$out")" -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" \
+        -v s=$((s1 - s0)) 'BEGIN {printf "cpu_ms_per_msg %.4f switches_per_msg %.2f", c * 1000 / ok, s / ok}')
+    echo "$label $system open $rate $(summary "$out") $per_msg thread_cpu_s $threads"
     sys_stop "$system"
     ;;
 work)
