@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use rusqlite::Connection;
-use sqlx::AssertSqlSafe;
 
-use crate::group::{execute, insert_id};
+use crate::group::{execute, insert_id, rows};
 
 use crate::{Page, Result, Store, Ts, found, json_ids};
 
@@ -37,6 +36,40 @@ pub struct CampaignNumber {
     pub data: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Campaign {
+    /// A row of `SELECT id, user_id, text, at, phone_id, phone_group_id, flash, mms, tag,
+    /// status, created_at, updated_at` on a rusqlite connection.
+    pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
+        Ok(Campaign {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            text: r.get(2)?,
+            at: r.get(3)?,
+            phone_id: r.get(4)?,
+            phone_group_id: r.get(5)?,
+            flash: r.get(6)?,
+            mms: r.get(7)?,
+            tag: r.get(8)?,
+            status: r.get(9)?,
+            created_at: r.get(10)?,
+            updated_at: r.get(11)?,
+        })
+    }
+}
+
+impl CampaignNumber {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignNumber> {
+        Ok(CampaignNumber {
+            id: r.get(0)?,
+            campaign_id: r.get(1)?,
+            number: r.get(2)?,
+            data: r.get(3)?,
+            created_at: r.get(4)?,
+            updated_at: r.get(5)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -180,28 +213,33 @@ pub async fn delete_pending(store: &Store, user_id: i64, id: i64) -> Result<()> 
     found(done.rows_affected())
 }
 
-/// What the given campaigns link to. A scheduler pass reads this for all its due campaigns:
-/// the ids go as one JSON array, so that the statements stay prepared from pass to pass.
+/// What the given campaigns link to. A scheduler pass reads this for all its due campaigns, on
+/// the direct reading thread; the ids go as one JSON array, so that the statements stay
+/// prepared from pass to pass.
 pub async fn links(store: &Store, ids: &[i64]) -> Result<Links> {
     let mut out = Links::default();
     if ids.is_empty() {
         return Ok(out);
     }
     let ids = json_ids(ids);
-    let numbers = sqlx::query_as::<_, CampaignNumber>(
-        "SELECT id, campaign_id, number, data, created_at, updated_at FROM campaign_numbers \
-         WHERE campaign_id IN (SELECT value FROM json_each($1)) ORDER BY id",
-    )
-    .bind(&ids)
-    .fetch_all(store.r())
-    .await?;
+    let (numbers, linked) = store
+        .read_direct(move |conn| {
+            let numbers = rows(
+                conn,
+                "SELECT id, campaign_id, number, data, created_at, updated_at FROM campaign_numbers \
+                 WHERE campaign_id IN (SELECT value FROM json_each($1)) ORDER BY id",
+                &[&ids],
+                CampaignNumber::read,
+            )?;
+            let linked = rows(conn, LINKED.as_str(), &[&ids], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })?;
+            Ok((numbers, linked))
+        })
+        .await?;
     for n in numbers {
         out.numbers.entry(n.campaign_id).or_default().push(n);
     }
-    let linked = sqlx::query_as::<_, (i64, i64, i64)>(AssertSqlSafe(LINKED.as_str()))
-        .bind(&ids)
-        .fetch_all(store.r())
-        .await?;
     let targets = [
         &mut out.contacts,
         &mut out.groups,

@@ -28,6 +28,7 @@ pub mod conditional_groups;
 pub mod contacts;
 pub mod credentials;
 pub mod devices;
+mod direct;
 mod group;
 pub mod groups;
 pub mod media;
@@ -119,6 +120,7 @@ pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
     group: group::Committer,
+    direct: direct::DirectReader,
 }
 
 /// When a commit counts as done.
@@ -165,6 +167,7 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         let (group_conn, checkpointer, wal) = group_connection(&options, durability)?;
+        let direct = direct::DirectReader::start(options.get_filename())?;
         let reader = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(4)
@@ -175,6 +178,7 @@ impl Store {
             writer,
             reader,
             group,
+            direct,
         })
     }
 
@@ -195,6 +199,15 @@ impl Store {
 
     pub(crate) fn r(&self) -> &SqlitePool {
         &self.reader
+    }
+
+    /// Runs a read of the scheduler's hot path on the direct reading thread (see [`direct`]).
+    pub(crate) async fn read_direct<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        self.direct.read(read).await
     }
 
     /// Runs a write in the next group commit (see [`group`]), on the writer's SQLite handle:

@@ -101,15 +101,18 @@ macro_rules! queued_columns {
 
 /// Campaigns due now whose owner is active, oldest first.
 pub async fn due_campaigns(store: &Store, now: Ts, limit: i64) -> Result<Vec<Campaign>> {
-    Ok(sqlx::query_as(
-        "SELECT c.id, c.user_id, c.text, c.at, c.phone_id, c.phone_group_id, c.flash, c.mms, c.tag, c.status, \
-         c.created_at, c.updated_at FROM campaigns c JOIN users u ON u.id = c.user_id \
-         WHERE c.status = 'scheduled' AND c.at <= $1 AND u.status = 'active' ORDER BY c.at, c.id LIMIT $2",
-    )
-    .bind(now.0)
-    .bind(limit)
-    .fetch_all(store.r())
-    .await?)
+    store
+        .read_direct(move |conn| {
+            rows(
+                conn,
+                "SELECT c.id, c.user_id, c.text, c.at, c.phone_id, c.phone_group_id, c.flash, c.mms, c.tag, \
+                 c.status, c.created_at, c.updated_at FROM campaigns c JOIN users u ON u.id = c.user_id \
+                 WHERE c.status = 'scheduled' AND c.at <= $1 AND u.status = 'active' ORDER BY c.at, c.id LIMIT $2",
+                &[&now.0, &limit],
+                Campaign::read,
+            )
+        })
+        .await
 }
 
 /// Turns a campaign into its messages, in one transaction; `false` when it was already
@@ -254,7 +257,9 @@ pub async fn unassigned(store: &Store, limit: i64) -> Result<Vec<Queued>> {
         queued_columns!(),
         " FROM messages WHERE status = 'queued' AND phone_id IS NULL ORDER BY id LIMIT $1"
     );
-    Ok(sqlx::query_as(sql).bind(limit).fetch_all(store.r()).await?)
+    store
+        .read_direct(move |conn| rows(conn, sql, &[&limit], Queued::read))
+        .await
 }
 
 /// Gives queued messages a phone each (or takes it away with `None`), in one write.
