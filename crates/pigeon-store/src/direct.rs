@@ -3,8 +3,9 @@
 //! channel (a hand-off, and often a wake-up, per row: about half of sqlx's reader thread in
 //! profiles, beside the copy of each value); here a whole read costs one hand-off to the thread
 //! and one back. The scheduler reads its due campaigns, their links and the messages waiting
-//! for a phone on every pass, a few hundred rows a second each under load; the rest of the
-//! store reads through sqlx.
+//! for a phone here on every pass, a few hundred rows a second each under load (a campaign's
+//! links are also read here for the APIs that show campaigns); the rest of the store reads
+//! through sqlx.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
