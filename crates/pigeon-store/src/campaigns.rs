@@ -27,7 +27,7 @@ pub struct Campaign {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CampaignNumber {
     pub id: i64,
     pub campaign_id: i64,
