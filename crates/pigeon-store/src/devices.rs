@@ -133,7 +133,7 @@ pub async fn delete(store: &Store, user_id: i64, id: i64) -> Result<()> {
     };
     let canceled: Vec<i64> = sqlx::query_scalar(
         "UPDATE messages SET status = 'canceled', updated_at = $1 WHERE phone_id = $2 \
-         AND status IN ('scheduled', 'queued') RETURNING id",
+         AND (status = 'scheduled' OR status = 'queued') RETURNING id",
     )
     .bind(now)
     .bind(phone)

@@ -99,19 +99,14 @@ macro_rules! queued_columns {
     };
 }
 
+const DUE_CAMPAIGNS: &str = "SELECT c.id, c.user_id, c.text, c.at, c.phone_id, c.phone_group_id, \
+    c.flash, c.mms, c.tag, c.status, c.created_at, c.updated_at FROM campaigns c JOIN users u ON u.id = c.user_id \
+    WHERE c.status = 'scheduled' AND c.at <= $1 AND u.status = 'active' ORDER BY c.at, c.id LIMIT $2";
+
 /// Campaigns due now whose owner is active, oldest first.
 pub async fn due_campaigns(store: &Store, now: Ts, limit: i64) -> Result<Vec<Campaign>> {
     store
-        .read_direct(move |conn| {
-            rows(
-                conn,
-                "SELECT c.id, c.user_id, c.text, c.at, c.phone_id, c.phone_group_id, c.flash, c.mms, c.tag, \
-                 c.status, c.created_at, c.updated_at FROM campaigns c JOIN users u ON u.id = c.user_id \
-                 WHERE c.status = 'scheduled' AND c.at <= $1 AND u.status = 'active' ORDER BY c.at, c.id LIMIT $2",
-                &[&now.0, &limit],
-                Campaign::read,
-            )
-        })
+        .read_direct(move |conn| rows(conn, DUE_CAMPAIGNS, &[&now.0, &limit], Campaign::read))
         .await
 }
 
@@ -221,6 +216,13 @@ fn dispatch_in(
     Ok(true)
 }
 
+const CLAIM: &str = concat!(
+    "UPDATE messages SET status = 'sending', lease_until = $1, tries = tries + 1, updated_at = $2 \
+     WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND phone_id = $3 AND next_try_at <= $2 \
+     AND (valid_until IS NULL OR valid_until >= $2) ORDER BY next_try_at, id LIMIT $4) RETURNING ",
+    queued_columns!()
+);
+
 /// Claims up to `limit` due messages of a phone: they become `sending` until `lease_until`,
 /// and count one more try.
 pub async fn claim(
@@ -230,17 +232,11 @@ pub async fn claim(
     lease_until: Ts,
     limit: i64,
 ) -> Result<Vec<Queued>> {
-    let sql = concat!(
-        "UPDATE messages SET status = 'sending', lease_until = $1, tries = tries + 1, updated_at = $2 \
-         WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND phone_id = $3 AND next_try_at <= $2 \
-         AND (valid_until IS NULL OR valid_until >= $2) ORDER BY next_try_at, id LIMIT $4) RETURNING ",
-        queued_columns!()
-    );
     let mut claimed: Vec<Queued> = store
         .grouped(move |conn| {
             rows(
                 conn,
-                sql,
+                CLAIM,
                 &[&lease_until.0, &now.0, &phone_id, &limit],
                 Queued::read,
             )
@@ -250,15 +246,16 @@ pub async fn claim(
     Ok(claimed)
 }
 
+const UNASSIGNED: &str = concat!(
+    "SELECT ",
+    queued_columns!(),
+    " FROM messages WHERE status = 'queued' AND phone_id IS NULL ORDER BY id LIMIT $1"
+);
+
 /// Queued messages without a usable phone yet (none was free at dispatch, or theirs is gone).
 pub async fn unassigned(store: &Store, limit: i64) -> Result<Vec<Queued>> {
-    let sql = concat!(
-        "SELECT ",
-        queued_columns!(),
-        " FROM messages WHERE status = 'queued' AND phone_id IS NULL ORDER BY id LIMIT $1"
-    );
     store
-        .read_direct(move |conn| rows(conn, sql, &[&limit], Queued::read))
+        .read_direct(move |conn| rows(conn, UNASSIGNED, &[&limit], Queued::read))
         .await
 }
 
@@ -401,6 +398,8 @@ async fn sweep(
         .await
 }
 
+const EXPIRE: &str = "SELECT id FROM messages WHERE status = 'queued' AND valid_until IS NOT NULL AND valid_until < $1";
+
 /// Queued messages past their validity become `expired`, with the notifications prepared for
 /// them (see [`expiring_notified`]).
 pub async fn expire(
@@ -410,7 +409,7 @@ pub async fn expire(
 ) -> Result<u64> {
     sweep(
         store,
-        "SELECT id FROM messages WHERE status = 'queued' AND valid_until IS NOT NULL AND valid_until < $1",
+        EXPIRE,
         "expired",
         "validity period exceeded",
         now,
@@ -418,6 +417,8 @@ pub async fn expire(
     )
     .await
 }
+
+const RELEASE: &str = "SELECT id FROM messages WHERE status = 'scheduled' AND next_try_at <= $1";
 
 /// Scheduled messages whose time has come join the queue, with the notifications prepared for
 /// them (see [`releasing_notified`]).
@@ -428,7 +429,7 @@ pub async fn release(
 ) -> Result<u64> {
     sweep(
         store,
-        "SELECT id FROM messages WHERE status = 'scheduled' AND next_try_at <= $1",
+        RELEASE,
         "queued",
         "scheduled time reached",
         now,
@@ -437,11 +438,13 @@ pub async fn release(
     .await
 }
 
+const REAP: &str = "SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1";
+
 /// Sends whose lease ran out (the server stopped mid-send) go back to the queue.
 pub async fn reap(store: &Store, now: Ts) -> Result<u64> {
     sweep(
         store,
-        "SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1",
+        REAP,
         "queued",
         "lease expired: the send may not have completed",
         now,
@@ -711,14 +714,17 @@ pub async fn note(store: &Store, id: i64, stage: &str, deliveries: &[NewDelivery
         .await
 }
 
+/// Each status compared with `=`: a partial index serves only queries that name its condition
+/// (migration 0008).
+const LOAD: &str = "SELECT (SELECT COUNT(*) FROM messages WHERE status = 'queued' AND phone_id = $1) \
+    + (SELECT COUNT(*) FROM messages WHERE status = 'sending' AND phone_id = $1)";
+
 /// Messages waiting or in flight on a phone: its load.
 pub async fn load(store: &Store, phone_id: i64) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE phone_id = $1 AND status IN ('queued', 'sending')",
-    )
-    .bind(phone_id)
-    .fetch_one(store.r())
-    .await?)
+    Ok(sqlx::query_scalar(LOAD)
+        .bind(phone_id)
+        .fetch_one(store.r())
+        .await?)
 }
 
 #[cfg(test)]
@@ -786,5 +792,66 @@ mod tests {
         assert_eq!(messages_of(&store, c.0.campaign_id).await, 1);
         assert_eq!(messages_of(&store, e.0.campaign_id).await, 1);
         assert_eq!(messages_of(&store, failing.0.campaign_id).await, 0);
+    }
+
+    /// The plan SQLite picks for `sql` (its steps' details, one per line).
+    async fn plan(store: &Store, sql: &'static str) -> String {
+        store
+            .read_direct(move |conn| {
+                let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let mut rows = explain.raw_query();
+                let mut steps = Vec::new();
+                while let Some(row) = rows.next()? {
+                    steps.push(row.get::<_, String>(3)?);
+                }
+                Ok(steps.join("\n"))
+            })
+            .await
+            .expect("plan")
+    }
+
+    #[tokio::test]
+    async fn the_queue_reads_its_partial_indexes() {
+        let (_dir, store) = testing::store().await;
+        let cases = [
+            (CLAIM, "messages", "messages_queue"),
+            (UNASSIGNED, "messages", "messages_queue"),
+            (EXPIRE, "messages", "messages_queue"),
+            (RELEASE, "messages", "messages_queue"),
+            (REAP, "messages", "messages_queue"),
+            (LOAD, "messages", "messages_queue"),
+            (DUE_CAMPAIGNS, "c", "campaigns_due"),
+        ];
+        for (sql, table, index) in cases {
+            let plan = plan(&store, sql).await;
+            let searches: Vec<&str> = plan
+                .lines()
+                .filter(|step| step.starts_with(&format!("SEARCH {table} ")))
+                .collect();
+            // (The claim's UPDATE finds the rows its subquery chose by their ids.)
+            let by_index = |step: &&str| step.contains(&format!("INDEX {index} "));
+            let by_id = |step: &&str| step.contains("USING INTEGER PRIMARY KEY");
+            assert!(searches.iter().any(by_index), "{sql}\n{plan}");
+            assert!(
+                searches.iter().all(|s| by_index(s) || by_id(s)),
+                "{sql}\n{plan}"
+            );
+            let scan = |step: &str| step.starts_with("SCAN") && step != "SCAN CONSTANT ROW";
+            assert!(!plan.lines().any(scan), "{sql}\n{plan}");
+        }
+        // Partial: sent messages and dispatched campaigns leave them.
+        for index in [
+            "messages_queue",
+            "messages_provider",
+            "messages_campaign",
+            "campaigns_due",
+        ] {
+            let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = $1")
+                .bind(index)
+                .fetch_one(store.r())
+                .await
+                .expect("index");
+            assert!(sql.contains(" WHERE "), "{sql}");
+        }
     }
 }

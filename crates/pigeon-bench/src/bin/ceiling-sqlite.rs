@@ -54,9 +54,10 @@ const INDEXES: &[&str] = &[
     "CREATE INDEX messages_user_direction ON messages (user_id, direction, id)",
     "CREATE INDEX messages_destination ON messages (user_id, destination)",
     "CREATE INDEX messages_phone_at ON messages (phone_id, at)",
-    "CREATE INDEX messages_campaign ON messages (campaign_id)",
-    "CREATE INDEX messages_queue ON messages (status, phone_id, next_try_at)",
-    "CREATE INDEX messages_provider ON messages (provider_id)",
+    "CREATE INDEX messages_campaign ON messages (campaign_id) WHERE campaign_id IS NOT NULL",
+    "CREATE INDEX messages_queue ON messages (status, phone_id, next_try_at) \
+     WHERE status = 'scheduled' OR status = 'queued' OR status = 'sending'",
+    "CREATE INDEX messages_provider ON messages (provider_id) WHERE provider_id IS NOT NULL",
 ];
 
 const COLUMNS: &str = "INSERT INTO messages (user_id, phone_id, direction, destination, text, encoding, \
