@@ -246,6 +246,25 @@ pub async fn claim(
     Ok(claimed)
 }
 
+/// Gives back claimed messages that were never handed to their channel (a phone worker
+/// stopping with sends claimed ahead): queued again, their try not counted.
+pub async fn unclaim(store: &Store, ids: Vec<i64>) -> Result<()> {
+    store
+        .grouped(move |conn| {
+            let now = Ts::now().0;
+            for id in &ids {
+                execute(
+                    conn,
+                    "UPDATE messages SET status = 'queued', lease_until = NULL, tries = tries - 1, updated_at = $1 \
+                     WHERE id = $2 AND status = 'sending'",
+                    &[&now, id],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+}
+
 const UNASSIGNED: &str = concat!(
     "SELECT ",
     queued_columns!(),

@@ -1,9 +1,10 @@
 //! One sender per phone, so a slow phone only ever delays its own messages: it claims up to
-//! its channel's concurrency, sends, records, and polls the phone for inbound SMS if the
+//! its channel's concurrency and a quarter more ahead (so that a freed slot does not wait for
+//! the next claim's commit), sends, records, and polls the phone for inbound SMS if the
 //! channel is polled. The supervisor starts a worker per phone of each active account, and
 //! restarts it when the phone changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use pigeon_core::time::Ts;
 use pigeon_store::phones::{self, Phone};
 use pigeon_store::{queue, users};
 use serde_json::{Map, Value};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -100,12 +101,14 @@ pub async fn open(app: &App, phone: &Phone) -> Result<Channel, ServiceError> {
     Channel::open(&phone.adapter, &data, ctx).map_err(|e| ServiceError::Invalid(e.to_string()))
 }
 
-/// A phone's worker loop; on stop it finishes the sends under way before returning.
+/// A phone's worker loop; on stop it finishes the sends under way, and gives back those
+/// claimed ahead, before returning.
 async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: CancellationToken) {
     let tick = Duration::from_millis(app.config.tick_ms.max(10));
     let read_every = Duration::from_secs(app.config.read_interval_secs.max(1));
     let mut last_read: Option<Instant> = None;
-    let mut inflight = JoinSet::new();
+    let mut sends = Sends::new(&channel);
+    let mut claiming: Option<JoinHandle<Claimed>> = None;
     let phone = Arc::new(phone);
     loop {
         if stop.is_cancelled() {
@@ -115,23 +118,14 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
         let routed = app.routed.notified();
         tokio::pin!(routed);
         routed.as_mut().enable();
-        // A claim costs a commit: when sends are quick, waiting for a quarter of the slots
-        // keeps claims large instead of one message each.
-        let free = channel.concurrency().saturating_sub(inflight.len());
-        if free > 0 && (inflight.is_empty() || free * 4 >= channel.concurrency()) {
-            match claim(&app, phone.id, free).await {
-                Ok(claimed) => {
-                    for m in claimed {
-                        let (app, channel, phone) = (app.clone(), channel.clone(), phone.clone());
-                        inflight.spawn(async move {
-                            if let Err(e) = sending::send(&app, &channel, &phone, &m).await {
-                                tracing::error!(message = m.id, error = %e, "send not recorded; its lease will return it to the queue");
-                            }
-                        });
-                    }
-                }
-                Err(e) => tracing::error!(phone = phone.id, error = %e, "claim failed"),
-            }
+        sends.start(&app, &channel, &phone);
+        if claiming.is_none()
+            && let Some(room) = sends.room()
+        {
+            let (app, phone_id) = (app.clone(), phone.id);
+            claiming = Some(tokio::spawn(
+                async move { claim(&app, phone_id, room).await },
+            ));
         }
         if last_read.is_none_or(|at| at.elapsed() >= read_every) {
             last_read = Some(Instant::now());
@@ -139,14 +133,84 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
         }
         tokio::select! {
             _ = stop.cancelled() => break,
-            Some(_) = inflight.join_next(), if !inflight.is_empty() => {
-                while inflight.try_join_next().is_some() {}
+            Some(_) = sends.inflight.join_next(), if !sends.inflight.is_empty() => {
+                while sends.inflight.try_join_next().is_some() {}
+            }
+            claimed = async { claiming.as_mut().expect("a claim under way").await }, if claiming.is_some() => {
+                claiming = None;
+                sends.claimed(phone.id, claimed);
             }
             _ = routed => {}
             _ = tokio::time::sleep(tick) => {}
         }
     }
-    while inflight.join_next().await.is_some() {}
+    if let Some(claim) = claiming {
+        sends.claimed(phone.id, claim.await);
+    }
+    sends.give_back(&app, phone.id).await;
+    while sends.inflight.join_next().await.is_some() {}
+}
+
+type Claimed = Result<Vec<queue::Queued>, ServiceError>;
+
+/// A phone's sends: those under way, and those claimed ahead, which start as slots free up
+/// instead of waiting for the next claim's commit.
+struct Sends {
+    inflight: JoinSet<()>,
+    ready: VecDeque<queue::Queued>,
+    concurrency: usize,
+}
+
+impl Sends {
+    fn new(channel: &Channel) -> Self {
+        Sends {
+            inflight: JoinSet::new(),
+            ready: VecDeque::new(),
+            concurrency: channel.concurrency(),
+        }
+    }
+
+    /// How many to claim now, if any: up to a quarter of the slots ahead of those free. A claim
+    /// costs a commit: when sends are quick, waiting for a quarter of the slots keeps claims
+    /// large instead of one message each.
+    fn room(&self) -> Option<usize> {
+        let held = self.inflight.len() + self.ready.len();
+        let room = (self.concurrency + self.concurrency.div_ceil(4)).saturating_sub(held);
+        (room > 0 && (held == 0 || room * 4 >= self.concurrency)).then_some(room)
+    }
+
+    fn start(&mut self, app: &AppState, channel: &Arc<Channel>, phone: &Arc<Phone>) {
+        while self.inflight.len() < self.concurrency {
+            let Some(m) = self.ready.pop_front() else {
+                break;
+            };
+            let (app, channel, phone) = (app.clone(), channel.clone(), phone.clone());
+            self.inflight.spawn(async move {
+                if let Err(e) = sending::send(&app, &channel, &phone, &m).await {
+                    tracing::error!(message = m.id, error = %e, "send not recorded; its lease will return it to the queue");
+                }
+            });
+        }
+    }
+
+    fn claimed(&mut self, phone_id: i64, claimed: Result<Claimed, tokio::task::JoinError>) {
+        match claimed {
+            Ok(Ok(messages)) => self.ready.extend(messages),
+            Ok(Err(e)) => tracing::error!(phone = phone_id, error = %e, "claim failed"),
+            Err(e) => tracing::error!(phone = phone_id, error = %e, "claim failed"),
+        }
+    }
+
+    /// The messages claimed ahead go back to the queue untried.
+    async fn give_back(&mut self, app: &App, phone_id: i64) {
+        let ids: Vec<i64> = self.ready.drain(..).map(|m| m.id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = queue::unclaim(&app.store, ids).await {
+            tracing::error!(phone = phone_id, error = %e, "claimed messages not given back; their lease will");
+        }
+    }
 }
 
 async fn claim(app: &App, phone_id: i64, free: usize) -> Result<Vec<queue::Queued>, ServiceError> {

@@ -730,8 +730,14 @@ async fn each_message_stores_its_encoding_and_segments() {
     }
 }
 
-#[tokio::test]
-async fn graceful_shutdown_finishes_the_sends_under_way() {
+/// A server whose workers send through a slow simulator phone (`data` added to its adapter
+/// data), sending one campaign to `numbers`; stopped gracefully once `sending` messages are
+/// being sent. The database, and the ids of those messages.
+async fn shut_down_while_sending(
+    data: &[(&str, &str)],
+    numbers: &[&str],
+    sending: usize,
+) -> (tempfile::TempDir, std::path::PathBuf, Vec<i64>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("pigeon.db");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -763,37 +769,43 @@ async fn graceful_shutdown_finishes_the_sends_under_way() {
             .header("X-Api-Key", &key)
             .form(form)
     };
-    let a = answer(post(
-        "/api/phone/",
-        &[
-            ("name", "slow"),
-            ("adapter", "simulator"),
-            ("adapter_data[latency_ms]", "700"),
-            ("adapter_data[dlr]", "0"),
-        ],
-    ))
-    .await;
+    let mut phone = vec![
+        ("name", "slow"),
+        ("adapter", "simulator"),
+        ("adapter_data[latency_ms]", "700"),
+        ("adapter_data[dlr]", "0"),
+    ];
+    phone.extend_from_slice(data);
+    let a = answer(post("/api/phone/", &phone)).await;
     assert_eq!(a.status, 201, "{}", a.text);
-    let a = answer(post(
-        "/api/scheduled/",
-        &[("text", "in flight"), ("numbers", NUMBER)],
-    ))
-    .await;
+    let mut campaign = vec![("text", "in flight")];
+    campaign.extend(numbers.iter().map(|n| ("numbers[]", *n)));
+    let a = answer(post("/api/scheduled/", &campaign)).await;
     assert_eq!(a.status, 201, "{}", a.text);
-    let sending = poll(WAIT, || async {
-        sql_at(&db, "SELECT id FROM messages WHERE status = 'sending'")
-            .await
-            .first()
-            .map(|r| r["id"].as_i64().unwrap_or_default())
+    let ids = poll(WAIT, || async {
+        let rows = sql_at(
+            &db,
+            "SELECT id FROM messages WHERE status = 'sending' ORDER BY id",
+        )
+        .await;
+        let ids: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
+        (ids.len() == sending).then_some(ids)
     })
     .await
-    .expect("the message is being sent");
+    .expect("the messages are being sent");
     stop.send(()).expect("server running");
     tokio::time::timeout(WAIT, server)
         .await
-        .expect("run() returns once the send is done")
+        .expect("run() returns once the sends are done")
         .expect("server task")
         .expect("run");
+    (dir, db, ids)
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_the_sends_under_way() {
+    let (_dir, db, sending) = shut_down_while_sending(&[], &[NUMBER], 1).await;
+    let sending = sending[0];
     let rows = sql_at(
         &db,
         &format!("SELECT status, provider_id FROM messages WHERE id = {sending}"),
@@ -801,4 +813,31 @@ async fn graceful_shutdown_finishes_the_sends_under_way() {
     .await;
     assert_eq!(rows[0]["status"], "sent", "{rows:?}");
     assert_eq!(rows[0]["provider_id"], format!("sim-{sending}"));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_gives_back_the_sends_claimed_ahead() {
+    // Two slots, and one message claimed ahead of them (a quarter of the slots, rounded up).
+    let numbers = [
+        "+33612345671",
+        "+33612345672",
+        "+33612345673",
+        "+33612345674",
+    ];
+    let (_dir, db, claimed) =
+        shut_down_while_sending(&[("adapter_data[concurrency]", "2")], &numbers, 3).await;
+    let rows = sql_at(&db, "SELECT id, status, tries FROM messages ORDER BY id").await;
+    let of = |id: i64| {
+        rows.iter()
+            .find(|r| r["id"] == id)
+            .expect("claimed message")
+    };
+    for id in &claimed[..2] {
+        assert_eq!(of(*id)["status"], "sent", "{rows:?}");
+    }
+    // The one claimed ahead never reached the phone: queued again, its try not counted.
+    assert_eq!(of(claimed[2])["status"], "queued", "{rows:?}");
+    assert_eq!(of(claimed[2])["tries"], 0, "{rows:?}");
+    let statuses: Vec<&str> = rows.iter().filter_map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["sent", "sent", "queued", "queued"], "{rows:?}");
 }
