@@ -107,8 +107,8 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
     let tick = Duration::from_millis(app.config.tick_ms.max(10));
     let read_every = Duration::from_secs(app.config.read_interval_secs.max(1));
     let mut last_read: Option<Instant> = None;
-    let mut sends = Sends::new(&channel);
-    let mut claiming: Option<JoinHandle<Claimed>> = None;
+    let mut sends = Sends::new(channel.concurrency());
+    let mut claiming: Option<(usize, JoinHandle<Claimed>)> = None;
     let phone = Arc::new(phone);
     loop {
         if stop.is_cancelled() {
@@ -120,12 +120,11 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
         routed.as_mut().enable();
         sends.start(&app, &channel, &phone);
         if claiming.is_none()
-            && let Some(room) = sends.room()
+            && let Some(room) = sends.take_room()
         {
             let (app, phone_id) = (app.clone(), phone.id);
-            claiming = Some(tokio::spawn(
-                async move { claim(&app, phone_id, room).await },
-            ));
+            let claim = tokio::spawn(async move { claim(&app, phone_id, room).await });
+            claiming = Some((room, claim));
         }
         if last_read.is_none_or(|at| at.elapsed() >= read_every) {
             last_read = Some(Instant::now());
@@ -135,17 +134,18 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
             _ = stop.cancelled() => break,
             Some(_) = sends.inflight.join_next(), if !sends.inflight.is_empty() => {
                 while sends.inflight.try_join_next().is_some() {}
+                sends.woken();
             }
-            claimed = async { claiming.as_mut().expect("a claim under way").await }, if claiming.is_some() => {
-                claiming = None;
-                sends.claimed(phone.id, claimed);
+            claimed = async { (&mut claiming.as_mut().expect("a claim under way").1).await }, if claiming.is_some() => {
+                let asked = claiming.take().map_or(0, |(room, _)| room);
+                sends.claimed(phone.id, claimed, asked);
             }
-            _ = routed => {}
-            _ = tokio::time::sleep(tick) => {}
+            _ = routed => sends.woken(),
+            _ = tokio::time::sleep(tick) => sends.woken(),
         }
     }
-    if let Some(claim) = claiming {
-        sends.claimed(phone.id, claim.await);
+    if let Some((_, claim)) = claiming {
+        sends.claimed(phone.id, claim.await, 0);
     }
     sends.give_back(&app, phone.id).await;
     while sends.inflight.join_next().await.is_some() {}
@@ -159,24 +159,36 @@ struct Sends {
     inflight: JoinSet<()>,
     ready: VecDeque<queue::Queued>,
     concurrency: usize,
+    /// Whether to claim at the next chance. A claim that came back short found the queue
+    /// empty: the next one waits for a reason (a routed message, a finished send, the tick)
+    /// instead of spinning on the committer.
+    claim_now: bool,
 }
 
 impl Sends {
-    fn new(channel: &Channel) -> Self {
+    fn new(concurrency: usize) -> Self {
         Sends {
             inflight: JoinSet::new(),
             ready: VecDeque::new(),
-            concurrency: channel.concurrency(),
+            concurrency,
+            claim_now: true,
         }
     }
 
-    /// How many to claim now, if any: up to a quarter of the slots ahead of those free. A claim
-    /// costs a commit: when sends are quick, waiting for a quarter of the slots keeps claims
-    /// large instead of one message each.
-    fn room(&self) -> Option<usize> {
+    /// How many to claim now, if any (the claim is then under way): up to a quarter of the
+    /// slots ahead of those free. A claim costs a commit: when sends are quick, waiting for a
+    /// quarter of the slots keeps claims large instead of one message each.
+    fn take_room(&mut self) -> Option<usize> {
         let held = self.inflight.len() + self.ready.len();
         let room = (self.concurrency + self.concurrency.div_ceil(4)).saturating_sub(held);
-        (room > 0 && (held == 0 || room * 4 >= self.concurrency)).then_some(room)
+        let now = self.claim_now && room > 0 && (held == 0 || room * 4 >= self.concurrency);
+        self.claim_now &= !now;
+        now.then_some(room)
+    }
+
+    /// There may be something to claim again.
+    fn woken(&mut self) {
+        self.claim_now = true;
     }
 
     fn start(&mut self, app: &AppState, channel: &Arc<Channel>, phone: &Arc<Phone>) {
@@ -193,12 +205,23 @@ impl Sends {
         }
     }
 
-    fn claimed(&mut self, phone_id: i64, claimed: Result<Claimed, tokio::task::JoinError>) {
-        match claimed {
-            Ok(Ok(messages)) => self.ready.extend(messages),
-            Ok(Err(e)) => tracing::error!(phone = phone_id, error = %e, "claim failed"),
-            Err(e) => tracing::error!(phone = phone_id, error = %e, "claim failed"),
-        }
+    /// Takes in a claim of `asked` messages; claims again at once only if it got them all.
+    fn claimed(
+        &mut self,
+        phone_id: i64,
+        claimed: Result<Claimed, tokio::task::JoinError>,
+        asked: usize,
+    ) {
+        let error = match claimed {
+            Ok(Ok(messages)) => {
+                self.claim_now |= messages.len() == asked && asked > 0;
+                self.ready.extend(messages);
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(phone = phone_id, error, "claim failed");
     }
 
     /// The messages claimed ahead go back to the queue untried.
@@ -229,5 +252,30 @@ async fn read(app: &App, phone: &Phone, channel: &Channel) {
             }
         }
         Err(e) => tracing::warn!(phone = phone.id, error = %e, "reading the phone failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_that_came_back_short_waits_for_a_reason_to_claim_again() {
+        let mut sends = Sends::new(8);
+        // Nothing held: the slots and a quarter more ahead.
+        assert_eq!(sends.take_room(), Some(10));
+        assert_eq!(sends.take_room(), None, "one claim at a time");
+        sends.claimed(1, Ok(Ok(Vec::new())), 10);
+        assert_eq!(
+            sends.take_room(),
+            None,
+            "an empty queue is not claimed again at once"
+        );
+        sends.woken();
+        assert_eq!(sends.take_room(), Some(10));
+        sends.claimed(1, Ok(Err(ServiceError::NotFound)), 10);
+        assert_eq!(sends.take_room(), None, "nor after a failed claim");
+        sends.woken();
+        assert_eq!(sends.take_room(), Some(10));
     }
 }

@@ -772,7 +772,7 @@ async fn shut_down_while_sending(
     let mut phone = vec![
         ("name", "slow"),
         ("adapter", "simulator"),
-        ("adapter_data[latency_ms]", "700"),
+        ("adapter_data[latency_ms]", "2000"),
         ("adapter_data[dlr]", "0"),
     ];
     phone.extend_from_slice(data);
@@ -782,14 +782,16 @@ async fn shut_down_while_sending(
     campaign.extend(numbers.iter().map(|n| ("numbers[]", *n)));
     let a = answer(post("/api/scheduled/", &campaign)).await;
     assert_eq!(a.status, 201, "{}", a.text);
+    // Seen before the first send ends (the phone takes 2 s per send).
     let ids = poll(WAIT, || async {
-        let rows = sql_at(
-            &db,
-            "SELECT id FROM messages WHERE status = 'sending' ORDER BY id",
-        )
-        .await;
-        let ids: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
-        (ids.len() == sending).then_some(ids)
+        let rows = sql_at(&db, "SELECT id, status FROM messages ORDER BY id").await;
+        let sent = rows.iter().any(|r| r["status"] == "sent");
+        let ids: Vec<i64> = rows
+            .iter()
+            .filter(|r| r["status"] == "sending")
+            .filter_map(|r| r["id"].as_i64())
+            .collect();
+        (!sent && ids.len() == sending).then_some(ids)
     })
     .await
     .expect("the messages are being sent");
