@@ -250,44 +250,112 @@ impl Store {
         self.paged(select, user_id, page, Some(extra)).await
     }
 
-    async fn paged<R>(
+    /// [`Store::page`] for a list whose size is kept (see [`message_counts`]): a numbered page
+    /// near the end of the list is read backwards from its end, where an `OFFSET` from the
+    /// start walks every row before it. `sizes` gives the list's rows and those its index walk
+    /// passes (the list's and the others it filters out row by row); it goes backwards only
+    /// when that is the shorter walk even if every other row lies at the end. (The sizes are
+    /// read just before the page: a row added or removed in between shifts that page by one,
+    /// as it would had it come a moment earlier.)
+    pub(crate) async fn page_counted<R>(
         &self,
         select: &'static str,
         user_id: i64,
         page: Page,
+        sizes: impl Future<Output = Result<Sizes>>,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let skip = match page {
+            Page::Number(n) if n > 0 => n * PAGE_SIZE,
+            _ => return self.page(select, user_id, page).await,
+        };
+        let Sizes { listed, walked } = sizes.await?;
+        let left = listed - skip;
+        if left <= 0 {
+            return Ok(Vec::new());
+        }
+        if walked - listed + left >= skip {
+            return self.page(select, user_id, page).await;
+        }
+        let slice = Slice::FromEnd {
+            skip: (left - PAGE_SIZE).max(0),
+            take: left.min(PAGE_SIZE),
+        };
+        self.paged(select, user_id, slice, None).await
+    }
+
+    async fn paged<R>(
+        &self,
+        select: &'static str,
+        user_id: i64,
+        slice: impl Into<Slice>,
         extra: Option<i64>,
     ) -> Result<Vec<R>>
     where
         R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
+        let slice = slice.into();
         // Rows of a join qualify `id` with the first table's alias, if any.
         let id = if select.contains(" a JOIN ") {
             "a.id"
         } else {
             "id"
         };
-        let suffix = match page {
-            Page::Number(_) => format!(" ORDER BY {id} LIMIT $2 OFFSET $3"),
-            Page::After(_) => format!(" AND {id} > $3 ORDER BY {id} LIMIT $2"),
-            Page::Before(_) => format!(" AND {id} < $3 ORDER BY {id} DESC LIMIT $2"),
+        let (suffix, take, param) = match slice {
+            Slice::FromStart { skip, take } => (" ORDER BY {id} LIMIT $2 OFFSET $3", take, skip),
+            Slice::FromEnd { skip, take } => (" ORDER BY {id} DESC LIMIT $2 OFFSET $3", take, skip),
+            Slice::After(after) => (" AND {id} > $3 ORDER BY {id} LIMIT $2", PAGE_SIZE, after),
+            Slice::Before(before) => (
+                " AND {id} < $3 ORDER BY {id} DESC LIMIT $2",
+                PAGE_SIZE,
+                before,
+            ),
         };
-        let param = match page {
-            Page::Number(n) => n.max(0) * PAGE_SIZE,
-            Page::After(id) | Page::Before(id) => id,
-        };
-        let sql = format!("{select}{suffix}");
+        let sql = format!("{select}{}", suffix.replace("{id}", id));
         let mut query = sqlx::query_as(AssertSqlSafe(sql))
             .bind(user_id)
-            .bind(PAGE_SIZE)
+            .bind(take)
             .bind(param);
         if let Some(extra) = extra {
             query = query.bind(extra);
         }
         let mut rows: Vec<R> = query.fetch_all(self.r()).await?;
-        if matches!(page, Page::Before(_)) {
+        if matches!(slice, Slice::FromEnd { .. } | Slice::Before(_)) {
             rows.reverse();
         }
         Ok(rows)
+    }
+}
+
+/// How many rows a list has, and how many its query walks through (see
+/// [`Store::page_counted`]).
+pub(crate) struct Sizes {
+    pub listed: i64,
+    pub walked: i64,
+}
+
+/// The rows a page query reads, in the list's order (by id): `take` rows after skipping
+/// `skip` from its start or its end, or a page after or before an id.
+#[derive(Debug, Clone, Copy)]
+enum Slice {
+    FromStart { skip: i64, take: i64 },
+    FromEnd { skip: i64, take: i64 },
+    After(i64),
+    Before(i64),
+}
+
+impl From<Page> for Slice {
+    fn from(page: Page) -> Slice {
+        match page {
+            Page::Number(n) => Slice::FromStart {
+                skip: n.max(0) * PAGE_SIZE,
+                take: PAGE_SIZE,
+            },
+            Page::After(id) => Slice::After(id),
+            Page::Before(id) => Slice::Before(id),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use sqlx::AssertSqlSafe;
 use crate::group::{execute, insert_id};
 use crate::message_counts::{Counted, NewCounts, counted};
 use crate::outbox::{self, NewDelivery};
-use crate::{Page, Result, Store, Ts, placeholders};
+use crate::{Page, Result, Sizes, Store, Ts, placeholders};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Message {
@@ -128,27 +128,48 @@ pub async fn insert_with(
 
 /// Outbound messages that went through a send attempt (handed to, or refused by, a channel),
 /// which is what RaspiSMS lists as "sended".
+/// What RaspiSMS lists as sent: outbound messages past the queue.
+const SENDED: [&str; 5] = ["sent", "delivered", "undelivered", "failed", "expired"];
+
 pub async fn page_sent(store: &Store, user_id: i64, page: Page) -> Result<Vec<Message>> {
     store
-        .page(
+        .page_counted(
             select!(
                 " WHERE user_id = $1 AND direction = 'outbound' \
                  AND status IN ('sent', 'delivered', 'undelivered', 'failed', 'expired')"
             ),
             user_id,
             page,
+            sizes(store, user_id, "outbound", &SENDED),
         )
         .await
 }
 
 pub async fn page_received(store: &Store, user_id: i64, page: Page) -> Result<Vec<Message>> {
     store
-        .page(
+        .page_counted(
             select!(" WHERE user_id = $1 AND direction = 'inbound'"),
             user_id,
             page,
+            sizes(store, user_id, "inbound", &[]),
         )
         .await
+}
+
+/// The user's messages of `direction` in `statuses` (all when empty), and all of that
+/// direction: what the lists' index walks through.
+async fn sizes(store: &Store, user_id: i64, direction: &str, statuses: &[&str]) -> Result<Sizes> {
+    let all = Counted {
+        direction: Some(direction),
+        ..Counted::default()
+    };
+    let walked = counted(store, user_id, &all).await?;
+    let listed = if statuses.is_empty() {
+        walked
+    } else {
+        counted(store, user_id, &Counted { statuses, ..all }).await?
+    };
+    Ok(Sizes { listed, walked })
 }
 
 /// The media ids attached to each of the given messages.
@@ -174,7 +195,7 @@ pub async fn media(store: &Store, message_ids: &[i64]) -> Result<BTreeMap<i64, V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing;
+    use crate::{PAGE_SIZE, testing};
 
     #[tokio::test]
     async fn sent_pages_skip_only_sent_messages_and_cursors_move_through_them() {
@@ -206,6 +227,64 @@ mod tests {
             .await
             .expect("before");
         assert_eq!(ids(before), sent[5..30]);
+    }
+
+    /// Numbered pages near the end of a list are read from its end (see `Store::page_counted`;
+    /// here pages 5 and 6 of the 160 sent, 4 to 6 of the 160 received): every page is the
+    /// slice it names, whatever the other statuses and accounts around it, and a page past
+    /// the end is empty.
+    #[tokio::test]
+    async fn numbered_pages_are_the_same_read_from_either_end() {
+        let (_dir, store) = testing::store().await;
+        let a = testing::user(&store, "a@x").await;
+        let b = testing::user(&store, "b@x").await;
+        let (mut sent, mut received) = (Vec::new(), Vec::new());
+        for i in 0..400 {
+            let (user_id, direction, status) = [
+                (a, "outbound", "queued"),
+                (a, "outbound", "sent"),
+                (a, "inbound", "received"),
+                (a, "outbound", "expired"),
+                (a, "inbound", "received"),
+                (b, "outbound", "delivered"),
+                (a, "outbound", "delivered"),
+                (a, "inbound", "received"),
+                (a, "outbound", "failed"),
+                (a, "inbound", "received"),
+            ][i % 10];
+            let m = NewMessage {
+                user_id,
+                direction,
+                text: "hi".into(),
+                status: status.into(),
+                ..Default::default()
+            };
+            let id = insert(&store, &m).await.expect("insert");
+            match (user_id == a, direction, status) {
+                (true, "outbound", "queued") => {}
+                (true, "outbound", _) => sent.push(id),
+                (true, "inbound", _) => received.push(id),
+                _ => {}
+            }
+        }
+        let size = PAGE_SIZE as usize;
+        let ids = |page: Vec<Message>| page.iter().map(|m| m.id).collect::<Vec<_>>();
+        for n in 0..8 {
+            let slice = |all: &[i64]| {
+                all[(n * size).min(all.len())..((n + 1) * size).min(all.len())].to_vec()
+            };
+            let page = Page::Number(n as i64);
+            assert_eq!(
+                ids(page_sent(&store, a, page).await.expect("sent")),
+                slice(&sent),
+                "sent page {n}"
+            );
+            assert_eq!(
+                ids(page_received(&store, a, page).await.expect("received")),
+                slice(&received),
+                "received page {n}"
+            );
+        }
     }
 
     #[tokio::test]
