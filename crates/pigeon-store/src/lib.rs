@@ -250,95 +250,115 @@ impl Store {
         self.paged(select, user_id, page, Some(extra)).await
     }
 
-    /// [`Store::page`] for a list whose size is kept (see [`message_counts`]): a numbered page
-    /// near the end of the list is read backwards from its end, where an `OFFSET` from the
-    /// start walks every row before it. `sizes` gives the list's rows and those its index walk
-    /// passes (the list's and the others it filters out row by row); it goes backwards only
-    /// when that is the shorter walk even if every other row lies at the end. (The sizes are
-    /// read just before the page: a row added or removed in between shifts that page by one,
-    /// as it would had it come a moment earlier.)
+    /// [`Store::page`] for a list of messages whose size is kept (`list`, see
+    /// [`message_counts`]): a numbered page near the end of the list is read backwards from
+    /// its end, where an `OFFSET` from the start walks every row before it (see
+    /// [`numbered`]). The sizes and the page are read in one transaction, so that they agree.
     pub(crate) async fn page_counted<R>(
         &self,
         select: &'static str,
         user_id: i64,
         page: Page,
-        sizes: impl Future<Output = Result<Sizes>>,
+        list: &message_counts::Counted<'_>,
     ) -> Result<Vec<R>>
     where
         R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        let skip = match page {
-            Page::Number(n) if n > 0 => n * PAGE_SIZE,
+        let n = match page {
+            Page::Number(n) if n > 0 => n,
             _ => return self.page(select, user_id, page).await,
         };
-        let Sizes { listed, walked } = sizes.await?;
-        let left = listed - skip;
-        if left <= 0 {
-            return Ok(Vec::new());
-        }
-        if walked - listed + left >= skip {
-            return self.page(select, user_id, page).await;
-        }
-        let slice = Slice::FromEnd {
-            skip: (left - PAGE_SIZE).max(0),
-            take: left.min(PAGE_SIZE),
+        let mut tx = self.r().begin().await?;
+        let sizes = message_counts::sizes(&mut tx, user_id, list).await?;
+        let rows = match numbered(n, sizes) {
+            Some(slice) => paged(&mut *tx, select, user_id, slice, None).await?,
+            None => Vec::new(),
         };
-        self.paged(select, user_id, slice, None).await
+        tx.commit().await?;
+        Ok(rows)
     }
 
     async fn paged<R>(
         &self,
         select: &'static str,
         user_id: i64,
-        slice: impl Into<Slice>,
+        page: Page,
         extra: Option<i64>,
     ) -> Result<Vec<R>>
     where
         R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        let slice = slice.into();
-        // Rows of a join qualify `id` with the first table's alias, if any.
-        let id = if select.contains(" a JOIN ") {
-            "a.id"
-        } else {
-            "id"
-        };
-        let (suffix, take, param) = match slice {
-            Slice::FromStart { skip, take } => (" ORDER BY {id} LIMIT $2 OFFSET $3", take, skip),
-            Slice::FromEnd { skip, take } => (" ORDER BY {id} DESC LIMIT $2 OFFSET $3", take, skip),
-            Slice::After(after) => (" AND {id} > $3 ORDER BY {id} LIMIT $2", PAGE_SIZE, after),
-            Slice::Before(before) => (
-                " AND {id} < $3 ORDER BY {id} DESC LIMIT $2",
-                PAGE_SIZE,
-                before,
-            ),
-        };
-        let sql = format!("{select}{}", suffix.replace("{id}", id));
-        let mut query = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(user_id)
-            .bind(take)
-            .bind(param);
-        if let Some(extra) = extra {
-            query = query.bind(extra);
-        }
-        let mut rows: Vec<R> = query.fetch_all(self.r()).await?;
-        if matches!(slice, Slice::FromEnd { .. } | Slice::Before(_)) {
-            rows.reverse();
-        }
-        Ok(rows)
+        paged(self.r(), select, user_id, page.into(), extra).await
     }
 }
 
-/// How many rows a list has, and how many its query walks through (see
-/// [`Store::page_counted`]).
-pub(crate) struct Sizes {
-    pub listed: i64,
-    pub walked: i64,
+/// One slice of `select` (see [`Store::page`]), oldest first.
+async fn paged<'c, R, E>(
+    executor: E,
+    select: &'static str,
+    user_id: i64,
+    slice: Slice,
+    extra: Option<i64>,
+) -> Result<Vec<R>>
+where
+    R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    // Rows of a join qualify `id` with the first table's alias, if any.
+    let id = if select.contains(" a JOIN ") {
+        "a.id"
+    } else {
+        "id"
+    };
+    let (suffix, take, param) = match slice {
+        Slice::FromStart { skip, take } => (" ORDER BY {id} LIMIT $2 OFFSET $3", take, skip),
+        Slice::FromEnd { skip, take } => (" ORDER BY {id} DESC LIMIT $2 OFFSET $3", take, skip),
+        Slice::After(after) => (" AND {id} > $3 ORDER BY {id} LIMIT $2", PAGE_SIZE, after),
+        Slice::Before(before) => (
+            " AND {id} < $3 ORDER BY {id} DESC LIMIT $2",
+            PAGE_SIZE,
+            before,
+        ),
+    };
+    let sql = format!("{select}{}", suffix.replace("{id}", id));
+    let mut query = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(user_id)
+        .bind(take)
+        .bind(param);
+    if let Some(extra) = extra {
+        query = query.bind(extra);
+    }
+    let mut rows: Vec<R> = query.fetch_all(executor).await?;
+    if matches!(slice, Slice::FromEnd { .. } | Slice::Before(_)) {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// The rows of numbered page `n` (> 0) of a list of `sizes`, and from which end to read them;
+/// `None` past the end. Backwards only when that walk is the shorter even if every row the
+/// walk passes outside the list lay at the end.
+fn numbered(n: i64, sizes: message_counts::Sizes) -> Option<Slice> {
+    let skip = n.checked_mul(PAGE_SIZE)?;
+    let left = sizes.listed - skip;
+    if left <= 0 {
+        return None;
+    }
+    if sizes.walked - sizes.listed + left >= skip {
+        return Some(Slice::FromStart {
+            skip,
+            take: PAGE_SIZE,
+        });
+    }
+    Some(Slice::FromEnd {
+        skip: (left - PAGE_SIZE).max(0),
+        take: left.min(PAGE_SIZE),
+    })
 }
 
 /// The rows a page query reads, in the list's order (by id): `take` rows after skipping
 /// `skip` from its start or its end, or a page after or before an id.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slice {
     FromStart { skip: i64, take: i64 },
     FromEnd { skip: i64, take: i64 },
@@ -350,7 +370,7 @@ impl From<Page> for Slice {
     fn from(page: Page) -> Slice {
         match page {
             Page::Number(n) => Slice::FromStart {
-                skip: n.max(0) * PAGE_SIZE,
+                skip: n.max(0).saturating_mul(PAGE_SIZE),
                 take: PAGE_SIZE,
             },
             Page::After(id) => Slice::After(id),
@@ -454,6 +474,42 @@ mod tests {
     use rusqlite::StatementStatus;
 
     use super::*;
+
+    /// Which rows a numbered page is and from which end they are read: the last page full,
+    /// partial, or exactly at the end; an empty list; a page number too large to multiply;
+    /// the turn from forwards to backwards, which counts the rows outside the list as lying
+    /// at the end.
+    #[test]
+    fn numbered_pages_are_planned_from_the_shorter_end() {
+        let sizes = |listed, walked| message_counts::Sizes { listed, walked };
+        let forward = |skip| {
+            Some(Slice::FromStart {
+                skip,
+                take: PAGE_SIZE,
+            })
+        };
+        let backward = |skip, take| Some(Slice::FromEnd { skip, take });
+        let cases = [
+            (1, sizes(100, 100), forward(25)),
+            (2, sizes(100, 100), forward(50)),
+            (3, sizes(100, 100), backward(0, 25)),
+            (4, sizes(100, 100), None),
+            (3, sizes(90, 90), backward(0, 15)),
+            (2, sizes(90, 90), backward(15, 25)),
+            (1, sizes(0, 0), None),
+            (1, sizes(0, 500), None),
+            (i64::MAX, sizes(100, 100), None),
+            // Rows outside the list: backwards only if they cannot make it the longer walk.
+            (2, sizes(100, 140), forward(50)),
+            (3, sizes(100, 140), backward(0, 25)),
+            (3, sizes(100, 160), forward(75)),
+            (3, sizes(120, 140), backward(20, 25)),
+            (30, sizes(1_000, 1_040), backward(225, 25)),
+        ];
+        for (n, sizes, want) in cases {
+            assert_eq!(numbered(n, sizes), want, "page {n} of {sizes:?}");
+        }
+    }
 
     #[test]
     fn the_group_connection_keeps_its_plans() {

@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 
 use rusqlite::Connection;
+use sqlx::SqliteConnection;
 
+use crate::Result;
 use crate::group::execute;
-use crate::{Result, Store};
 
 /// The messages a write inserts, counted per key and added to the kept counts in that same
 /// write. Not a trigger: with one, each insert into `messages` (a table with foreign keys)
@@ -53,7 +54,10 @@ pub(crate) struct Counted<'a> {
 
 /// How many of the user's messages match, from the kept counts: a few rows read, however
 /// many messages there are.
-pub(crate) async fn counted(store: &Store, user_id: i64, c: &Counted<'_>) -> Result<i64> {
+pub(crate) async fn counted<'c, E>(executor: E, user_id: i64, c: &Counted<'_>) -> Result<i64>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
     let statuses = (!c.statuses.is_empty()).then(|| c.statuses.join(","));
     Ok(sqlx::query_scalar(
         "SELECT COALESCE(SUM(n), 0) FROM message_counts WHERE user_id = $1 \
@@ -65,15 +69,43 @@ pub(crate) async fn counted(store: &Store, user_id: i64, c: &Counted<'_>) -> Res
     .bind(c.direction)
     .bind(statuses)
     .bind(c.devices)
-    .fetch_one(store.r())
+    .fetch_one(executor)
     .await?)
+}
+
+/// How many rows a list of messages has, and how many its query walks through: all the
+/// user's messages of its direction (the index it reads holds them all, and a status is
+/// checked row by row). See [`crate::Store::page_counted`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    pub listed: i64,
+    pub walked: i64,
+}
+
+/// The [`Sizes`] of the list `c` (a direction, and statuses or all of them).
+pub(crate) async fn sizes(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    c: &Counted<'_>,
+) -> Result<Sizes> {
+    let all = Counted {
+        statuses: &[],
+        ..c.clone()
+    };
+    let walked = counted(&mut *conn, user_id, &all).await?;
+    let listed = if c.statuses.is_empty() {
+        walked
+    } else {
+        counted(&mut *conn, user_id, c).await?
+    };
+    Ok(Sizes { listed, walked })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::messages::{NewMessage, delete_final, insert};
-    use crate::{Ts, testing};
+    use crate::{Store, Ts, testing};
 
     /// The kept counts (inserts add to them, triggers follow updates and deletions), row by
     /// row against the messages grouped, and for each way the lists add them up.
@@ -133,7 +165,7 @@ mod tests {
                             && (!c.devices || phone.is_some_and(|p| device_phones.contains(&p)))
                     })
                     .count() as i64;
-                let got = counted(store, user, c).await.expect("counted");
+                let got = counted(store.r(), user, c).await.expect("counted");
                 assert_eq!(got, expected, "user {user}, {c:?}");
             }
         }

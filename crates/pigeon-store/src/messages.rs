@@ -8,7 +8,7 @@ use sqlx::AssertSqlSafe;
 use crate::group::{execute, insert_id};
 use crate::message_counts::{Counted, NewCounts, counted};
 use crate::outbox::{self, NewDelivery};
-use crate::{Page, Result, Sizes, Store, Ts, placeholders};
+use crate::{Page, Result, Store, Ts, placeholders};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Message {
@@ -126,50 +126,38 @@ pub async fn insert_with(
         .await
 }
 
-/// Outbound messages that went through a send attempt (handed to, or refused by, a channel),
-/// which is what RaspiSMS lists as "sended".
-/// What RaspiSMS lists as sent: outbound messages past the queue.
+/// What RaspiSMS lists as "sended": outbound messages that went through a send attempt
+/// (handed to, or refused by, a channel). `SENDED_LIST` filters on these statuses.
 const SENDED: [&str; 5] = ["sent", "delivered", "undelivered", "failed", "expired"];
+const SENDED_LIST: &str = select!(
+    " WHERE user_id = $1 AND direction = 'outbound' \
+     AND status IN ('sent', 'delivered', 'undelivered', 'failed', 'expired')"
+);
 
 pub async fn page_sent(store: &Store, user_id: i64, page: Page) -> Result<Vec<Message>> {
+    let sended = Counted {
+        direction: Some("outbound"),
+        statuses: &SENDED,
+        devices: false,
+    };
     store
-        .page_counted(
-            select!(
-                " WHERE user_id = $1 AND direction = 'outbound' \
-                 AND status IN ('sent', 'delivered', 'undelivered', 'failed', 'expired')"
-            ),
-            user_id,
-            page,
-            sizes(store, user_id, "outbound", &SENDED),
-        )
+        .page_counted(SENDED_LIST, user_id, page, &sended)
         .await
 }
 
 pub async fn page_received(store: &Store, user_id: i64, page: Page) -> Result<Vec<Message>> {
+    let received = Counted {
+        direction: Some("inbound"),
+        ..Counted::default()
+    };
     store
         .page_counted(
             select!(" WHERE user_id = $1 AND direction = 'inbound'"),
             user_id,
             page,
-            sizes(store, user_id, "inbound", &[]),
+            &received,
         )
         .await
-}
-
-/// The user's messages of `direction` in `statuses` (all when empty), and all of that
-/// direction: what the lists' index walks through.
-async fn sizes(store: &Store, user_id: i64, direction: &str, statuses: &[&str]) -> Result<Sizes> {
-    let all = Counted {
-        direction: Some(direction),
-        ..Counted::default()
-    };
-    let walked = counted(store, user_id, &all).await?;
-    let listed = if statuses.is_empty() {
-        walked
-    } else {
-        counted(store, user_id, &Counted { statuses, ..all }).await?
-    };
-    Ok(Sizes { listed, walked })
 }
 
 /// The media ids attached to each of the given messages.
@@ -285,6 +273,17 @@ mod tests {
                 "received page {n}"
             );
         }
+        let far = Page::Number(i64::MAX);
+        assert!(page_sent(&store, a, far).await.expect("far").is_empty());
+    }
+
+    /// The statuses counted for the sended list are the ones it shows (were they not, its
+    /// numbered pages near the end would be cut wrong).
+    #[test]
+    fn the_sended_counts_and_list_name_the_same_statuses() {
+        let quoted: Vec<String> = SENDED.iter().map(|s| format!("'{s}'")).collect();
+        let filter = format!("status IN ({})", quoted.join(", "));
+        assert!(SENDED_LIST.ends_with(&filter), "{SENDED_LIST}");
     }
 
     #[tokio::test]
@@ -426,7 +425,7 @@ pub async fn device_messages(
     let dated = [f.created.0, f.created.1, f.updated.0, f.updated.1];
     let total = if dated.iter().all(Option::is_none) {
         counted(
-            store,
+            store.r(),
             user_id,
             &Counted {
                 devices: true,
@@ -564,7 +563,7 @@ pub async fn items(store: &Store, user_id: i64, f: &ItemFilter) -> Result<(Vec<I
             statuses: f.statuses,
             devices: false,
         };
-        counted(store, user_id, &c).await?
+        counted(store.r(), user_id, &c).await?
     } else {
         bind(format!("SELECT COUNT(*) FROM messages m{FILTER}"))
             .fetch_one(store.r())
