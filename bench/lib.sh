@@ -183,6 +183,38 @@ pigeon_sql() { # SQL: read-only query on the running Pigeon's database
     sqlite3 -readonly -cmd '.timeout 5000' "$PIGEON_DIR/pigeon.db" "$1"
 }
 
+# pigeon_fill QUEUED DELIVERED PHONE_ID: messages straight into the stopped Pigeon's database, the
+# delivered ones older (lower ids) than the queued ones; the phone is disabled.
+pigeon_fill() {
+    local queued=$1 delivered=$2 phone=$3 now
+    now=$(date +%s%3N)
+    sqlite3 "$PIGEON_DIR/pigeon.db" >/dev/null <<EOF
+PRAGMA synchronous = OFF;
+UPDATE phones SET status = 'disabled' WHERE id = $phone;
+BEGIN;
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $delivered)
+INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments,
+    status, provider_id, adapter, valid_until, max_tries, tries, at, created_at, updated_at)
+SELECT 1, $phone, 0, 'outbound', printf('+3367%07d', x), 'Mon SMS d''exemple pour le benchmark', 'gsm7', 1,
+    'delivered', printf('old-%d', x), 'simulator', $now - 86400000, 3, 1, $now - 86400000, $now - 86400000, $now - 86400000
+FROM c;
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $queued)
+INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments,
+    status, valid_until, max_tries, tries, next_try_at, at, created_at, updated_at)
+SELECT 1, $phone, 0, 'outbound', printf('+336%08d', x), 'Mon SMS d''exemple pour le benchmark', 'gsm7', 1,
+    'queued', $now + 172800000, 3, 0, $now, $now, $now, $now
+FROM c;
+INSERT INTO message_history (message_id, status, at) SELECT id, status, created_at FROM messages;
+-- Pigeon's own inserts keep these counts; rows put in by hand must add theirs.
+INSERT INTO message_counts (user_id, phone_id, direction, status, n)
+SELECT user_id, COALESCE(phone_id, 0), direction, status, COUNT(*) FROM messages WHERE true
+GROUP BY user_id, COALESCE(phone_id, 0), direction, status
+ON CONFLICT (user_id, phone_id, direction, status) DO UPDATE SET n = excluded.n;
+COMMIT;
+PRAGMA wal_checkpoint(TRUNCATE);
+EOF
+}
+
 rss_kb() { ps -o rss= -p "$1" 2>/dev/null | tr -d ' ' || echo 0; }
 
 # ---------------------------------------------------------------- sink
