@@ -233,7 +233,7 @@ impl Store {
     where
         R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        self.paged(select, user_id, page, None).await
+        paged(self.r(), select, user_id, page.into(), None).await
     }
 
     /// [`Store::page`] with one more filter value, bound as `$4`.
@@ -247,7 +247,7 @@ impl Store {
     where
         R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        self.paged(select, user_id, page, Some(extra)).await
+        paged(self.r(), select, user_id, page.into(), Some(extra)).await
     }
 
     /// [`Store::page`] for a list of messages whose size is kept (`list`, see
@@ -276,19 +276,6 @@ impl Store {
         };
         tx.commit().await?;
         Ok(rows)
-    }
-
-    async fn paged<R>(
-        &self,
-        select: &'static str,
-        user_id: i64,
-        page: Page,
-        extra: Option<i64>,
-    ) -> Result<Vec<R>>
-    where
-        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    {
-        paged(self.r(), select, user_id, page.into(), extra).await
     }
 }
 
