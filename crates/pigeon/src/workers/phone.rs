@@ -13,7 +13,7 @@ use pigeon_core::time::Ts;
 use pigeon_store::phones::{self, Phone};
 use pigeon_store::{queue, users};
 use serde_json::{Map, Value};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -107,7 +107,9 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
     let tick = Duration::from_millis(app.config.tick_ms.max(10));
     let read_every = Duration::from_secs(app.config.read_interval_secs.max(1));
     let mut last_read: Option<Instant> = None;
-    let mut sends = Sends::new(channel.concurrency());
+    // A message claimed ahead starts only while half its lease is left for the send itself.
+    let hold = Duration::from_millis((app.config.lease_secs.max(0) * 500) as u64);
+    let mut sends = Sends::new(channel.concurrency(), hold);
     let mut claiming: Option<(usize, JoinHandle<Claimed>)> = None;
     let phone = Arc::new(phone);
     loop {
@@ -136,8 +138,8 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
                 while sends.inflight.try_join_next().is_some() {}
                 sends.woken();
             }
-            claimed = async { (&mut claiming.as_mut().expect("a claim under way").1).await }, if claiming.is_some() => {
-                let asked = claiming.take().map_or(0, |(room, _)| room);
+            (asked, claimed) = claim_done(&mut claiming), if claiming.is_some() => {
+                claiming = None;
                 sends.claimed(phone.id, claimed, asked);
             }
             _ = routed => sends.woken(),
@@ -153,12 +155,27 @@ async fn run(app: AppState, phone: Phone, channel: Arc<Channel>, stop: Cancellat
 
 type Claimed = Result<Vec<queue::Queued>, ServiceError>;
 
+/// The outcome of the claim under way and how many it asked for; pending while there is none.
+async fn claim_done(
+    claiming: &mut Option<(usize, JoinHandle<Claimed>)>,
+) -> (usize, Result<Claimed, JoinError>) {
+    match claiming {
+        Some((asked, claim)) => (*asked, claim.await),
+        None => std::future::pending().await,
+    }
+}
+
 /// A phone's sends: those under way, and those claimed ahead, which start as slots free up
 /// instead of waiting for the next claim's commit.
 struct Sends {
     inflight: JoinSet<()>,
-    ready: VecDeque<queue::Queued>,
+    /// Claimed ahead, with when the claim came back.
+    ready: VecDeque<(Instant, queue::Queued)>,
     concurrency: usize,
+    /// How long a message claimed ahead may wait for a slot: past that it is left to its
+    /// lease (which returns it to the queue) rather than sent when the lease could run out
+    /// mid-send and a second claim send it again.
+    hold: Duration,
     /// Whether to claim at the next chance. A claim that came back short found the queue
     /// empty: the next one waits for a reason (a routed message, a finished send, the tick)
     /// instead of spinning on the committer.
@@ -166,11 +183,12 @@ struct Sends {
 }
 
 impl Sends {
-    fn new(concurrency: usize) -> Self {
+    fn new(concurrency: usize, hold: Duration) -> Self {
         Sends {
             inflight: JoinSet::new(),
             ready: VecDeque::new(),
             concurrency,
+            hold,
             claim_now: true,
         }
     }
@@ -193,7 +211,7 @@ impl Sends {
 
     fn start(&mut self, app: &AppState, channel: &Arc<Channel>, phone: &Arc<Phone>) {
         while self.inflight.len() < self.concurrency {
-            let Some(m) = self.ready.pop_front() else {
+            let Some(m) = self.next_ready() else {
                 break;
             };
             let (app, channel, phone) = (app.clone(), channel.clone(), phone.clone());
@@ -205,17 +223,27 @@ impl Sends {
         }
     }
 
+    /// The next message claimed ahead that has waited less than `hold`.
+    fn next_ready(&mut self) -> Option<queue::Queued> {
+        while let Some((at, m)) = self.ready.pop_front() {
+            if at.elapsed() < self.hold {
+                return Some(m);
+            }
+            tracing::warn!(
+                message = m.id,
+                "claimed ahead too long ago; its lease returns it to the queue"
+            );
+        }
+        None
+    }
+
     /// Takes in a claim of `asked` messages; claims again at once only if it got them all.
-    fn claimed(
-        &mut self,
-        phone_id: i64,
-        claimed: Result<Claimed, tokio::task::JoinError>,
-        asked: usize,
-    ) {
+    fn claimed(&mut self, phone_id: i64, claimed: Result<Claimed, JoinError>, asked: usize) {
         let error = match claimed {
             Ok(Ok(messages)) => {
                 self.claim_now |= messages.len() == asked && asked > 0;
-                self.ready.extend(messages);
+                let at = Instant::now();
+                self.ready.extend(messages.into_iter().map(|m| (at, m)));
                 return;
             }
             Ok(Err(e)) => e.to_string(),
@@ -226,7 +254,7 @@ impl Sends {
 
     /// The messages claimed ahead go back to the queue untried.
     async fn give_back(&mut self, app: &App, phone_id: i64) {
-        let ids: Vec<i64> = self.ready.drain(..).map(|m| m.id).collect();
+        let ids: Vec<i64> = self.ready.drain(..).map(|(_, m)| m.id).collect();
         if ids.is_empty() {
             return;
         }
@@ -261,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_claim_that_came_back_short_waits_for_a_reason_to_claim_again() {
-        let mut sends = Sends::new(8);
+        let mut sends = Sends::new(8, Duration::from_secs(3600));
         // Nothing held: the slots and a quarter more ahead.
         assert_eq!(sends.take_room(), Some(10));
         assert_eq!(sends.take_room(), None, "one claim at a time");
@@ -277,5 +305,42 @@ mod tests {
         assert_eq!(sends.take_room(), None, "nor after a failed claim");
         sends.woken();
         assert_eq!(sends.take_room(), Some(10));
+    }
+
+    fn queued(id: i64) -> queue::Queued {
+        queue::Queued {
+            id,
+            user_id: 1,
+            phone_id: Some(1),
+            phone_group_id: None,
+            phone_fixed: false,
+            origin: None,
+            destination: Some("+33612345678".into()),
+            text: "hi".into(),
+            encoding: "gsm7".into(),
+            segments: 1,
+            flash: false,
+            mms: false,
+            campaign_id: None,
+            tag: None,
+            tries: 1,
+            max_tries: 3,
+            valid_until: None,
+            notified: false,
+        }
+    }
+
+    /// A message claimed ahead that waited half its lease for a slot is not started (its lease
+    /// could run out mid-send and a later claim send it again); fresher ones are.
+    #[test]
+    fn a_message_claimed_ahead_too_long_ago_is_left_to_its_lease() {
+        let mut fresh = Sends::new(2, Duration::from_secs(3600));
+        fresh.claimed(1, Ok(Ok(vec![queued(1), queued(2)])), 2);
+        assert_eq!(fresh.next_ready().map(|m| m.id), Some(1));
+        assert_eq!(fresh.next_ready().map(|m| m.id), Some(2));
+        assert_eq!(fresh.next_ready(), None);
+        let mut stale = Sends::new(2, Duration::ZERO);
+        stale.claimed(1, Ok(Ok(vec![queued(3)])), 1);
+        assert_eq!(stale.next_ready(), None);
     }
 }
