@@ -252,9 +252,13 @@ impl Sends {
         tracing::error!(phone = phone_id, error, "claim failed");
     }
 
-    /// The messages claimed ahead go back to the queue untried.
+    /// The messages claimed ahead go back to the queue untried; those held past `hold` are
+    /// left to their lease, which may have returned them already (and another claim taken
+    /// them).
     async fn give_back(&mut self, app: &App, phone_id: i64) {
-        let ids: Vec<i64> = self.ready.drain(..).map(|(_, m)| m.id).collect();
+        let ids: Vec<i64> = std::iter::from_fn(|| self.next_ready())
+            .map(|m| m.id)
+            .collect();
         if ids.is_empty() {
             return;
         }
