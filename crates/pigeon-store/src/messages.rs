@@ -96,8 +96,8 @@ pub async fn insert_with(
             let id = insert_id(
                 conn,
                 "INSERT INTO messages (user_id, phone_id, direction, origin, destination, text, flash, mms, status, \
-                 provider_id, adapter, campaign_id, tag, at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+                 initial_status, provider_id, adapter, campaign_id, tag, at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15, $15)",
                 &[
                     &m.user_id,
                     &m.phone_id,
@@ -116,7 +116,6 @@ pub async fn insert_with(
                     &now,
                 ],
             )?;
-            history(conn, id, &m.status, None, now)?;
             let mut counts = NewCounts::default();
             counts.add(m.user_id, m.phone_id, m.direction, &m.status);
             counts.write(conn)?;
@@ -286,6 +285,63 @@ mod tests {
         assert!(SENDED_LIST.ends_with(&filter), "{SENDED_LIST}");
     }
 
+    /// A history is the creation (from the row) then the changes; a message written before
+    /// `initial_status` existed has its creation in `message_history` and reads the same.
+    #[tokio::test]
+    async fn a_history_starts_with_the_creation_whether_in_the_row_or_in_the_table() {
+        let (_dir, store) = testing::store().await;
+        let a = testing::user(&store, "a@x").await;
+        let new = insert(
+            &store,
+            &NewMessage {
+                user_id: a,
+                direction: "outbound",
+                text: "new".into(),
+                status: "queued".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("new");
+        let old: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (user_id, direction, text, status, at, created_at, updated_at) \
+             VALUES ($1, 'outbound', 'old', 'queued', 5, 5, 5) RETURNING id",
+        )
+        .bind(a)
+        .fetch_one(store.w())
+        .await
+        .expect("old");
+        store
+            .grouped(move |conn| {
+                history(conn, old, "queued", None, 5)?;
+                history(conn, old, "sent", None, 7)?;
+                history(conn, new, "sent", None, i64::MAX)
+            })
+            .await
+            .expect("changes");
+        let created = item(&store, a, new).await.expect("item").expect("found");
+        let read = |m: i64| {
+            let store = store.clone();
+            async move {
+                histories(&store, &[m, old])
+                    .await
+                    .expect("histories")
+                    .into_iter()
+                    .filter(|h| h.message_id == m)
+                    .map(|h| (h.status, h.at))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            read(new).await,
+            [
+                ("queued".into(), created.created_at),
+                ("sent".into(), i64::MAX)
+            ]
+        );
+        assert_eq!(read(old).await, [("queued".into(), 5), ("sent".into(), 7)]);
+    }
+
     #[tokio::test]
     async fn sent_and_received_are_separate_and_scoped() {
         let (_dir, store) = testing::store().await;
@@ -447,14 +503,19 @@ pub async fn device_messages(
     Ok((rows, total))
 }
 
-/// The status history of the given messages, oldest first.
+/// The status history of the given messages, each oldest first: its creation (from its row;
+/// from `message_history` for messages written before `initial_status`), then its changes.
 pub async fn histories(store: &Store, ids: &[i64]) -> Result<Vec<HistoryEntry>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let ids_in = placeholders(1, ids.len());
     let sql = format!(
-        "SELECT message_id, status, at FROM message_history WHERE message_id IN ({}) ORDER BY id",
-        placeholders(1, ids.len())
+        "SELECT message_id, status, at FROM ( \
+         SELECT id AS message_id, initial_status AS status, created_at AS at, 0 AS seq FROM messages \
+         WHERE id IN ({ids_in}) AND initial_status IS NOT NULL \
+         UNION ALL SELECT message_id, status, at, id FROM message_history WHERE message_id IN ({ids_in})) \
+         ORDER BY message_id, seq"
     );
     let mut q = sqlx::query_as(AssertSqlSafe(sql));
     for id in ids {

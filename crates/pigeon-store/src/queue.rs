@@ -182,9 +182,10 @@ fn dispatch_in(
         let id = insert_id(
             conn,
             "INSERT INTO messages (user_id, phone_id, phone_group_id, phone_fixed, direction, destination, text, \
-             encoding, segments, flash, mms, status, campaign_id, tag, valid_until, max_tries, tries, next_try_at, \
-             at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $10, 'queued', $11, $12, $13, $14, 0, $15, $15, $15, $15)",
+             encoding, segments, flash, mms, status, initial_status, campaign_id, tag, valid_until, max_tries, tries, \
+             next_try_at, at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'outbound', $5, $6, $7, $8, $9, $10, 'queued', 'queued', $11, $12, $13, $14, 0, $15, $15, \
+             $15, $15)",
             &[
                 &d.user_id,
                 &m.phone_id,
@@ -203,7 +204,6 @@ fn dispatch_in(
                 &now,
             ],
         )?;
-        history(conn, id, "queued", None, now)?;
         counts.add(d.user_id, m.phone_id, "outbound", "queued");
         for media in &m.media {
             execute(
@@ -567,7 +567,7 @@ impl Single {
     }
 }
 
-/// Stores messages in one transaction; each history starts with its first status.
+/// Stores messages in one transaction, each with its first status as its initial status.
 /// `deliveries` renders the notifications of each (index, id, creation time) with it.
 pub async fn enqueue_all(
     store: &Store,
@@ -597,10 +597,10 @@ fn insert_all(
         let id = insert_id(
             conn,
             "INSERT INTO messages (user_id, api, phone_id, phone_fixed, flash, direction, origin, destination, text, encoding, \
-             segments, status, client_ref, callback_url, tag, error_code, error_text, valid_until, max_tries, tries, next_try_at, \
-             at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $19, $20, 'outbound', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $17, \
-             $18, $18)",
+             segments, status, initial_status, client_ref, callback_url, tag, error_code, error_text, valid_until, max_tries, \
+             tries, next_try_at, at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $19, $20, 'outbound', $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, \
+             $17, $18, $18)",
             &[
                 &m.user_id,
                 &m.api,
@@ -624,7 +624,6 @@ fn insert_all(
                 &m.flash,
             ],
         )?;
-        history(conn, id, m.status(), error_text, now)?;
         counts.add(m.user_id, m.phone_id, "outbound", m.status());
         outbox::insert(conn, &deliveries(index, id, now), now)?;
         stored.push(Stored {

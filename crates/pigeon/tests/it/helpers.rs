@@ -309,7 +309,9 @@ impl TestApp {
     /// Message `id`'s history: (status, detail) in order.
     pub async fn history(&self, id: i64) -> Vec<(String, Option<String>)> {
         self.sql(&format!(
-            "SELECT status, detail FROM message_history WHERE message_id = {id} ORDER BY id"
+            "SELECT initial_status AS status, NULL AS detail, 0 AS seq FROM messages \
+             WHERE id = {id} AND initial_status IS NOT NULL \
+             UNION ALL SELECT status, detail, id FROM message_history WHERE message_id = {id} ORDER BY seq"
         ))
         .await
         .iter()
