@@ -194,17 +194,19 @@ UPDATE phones SET status = 'disabled' WHERE id = $phone;
 BEGIN;
 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $delivered)
 INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments,
-    status, provider_id, adapter, valid_until, max_tries, tries, at, created_at, updated_at)
+    status, initial_status, provider_id, adapter, valid_until, max_tries, tries, at, created_at, updated_at)
 SELECT 1, $phone, 0, 'outbound', printf('+3367%07d', x), 'Mon SMS d''exemple pour le benchmark', 'gsm7', 1,
-    'delivered', printf('old-%d', x), 'simulator', $now - 86400000, 3, 1, $now - 86400000, $now - 86400000, $now - 86400000
+    'delivered', 'queued', printf('old-%d', x), 'simulator', $now - 86400000, 3, 1, $now - 86400000, $now - 86400000, $now - 86400000
 FROM c;
 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $queued)
 INSERT INTO messages (user_id, phone_id, phone_fixed, direction, destination, text, encoding, segments,
-    status, valid_until, max_tries, tries, next_try_at, at, created_at, updated_at)
+    status, initial_status, valid_until, max_tries, tries, next_try_at, at, created_at, updated_at)
 SELECT 1, $phone, 0, 'outbound', printf('+336%08d', x), 'Mon SMS d''exemple pour le benchmark', 'gsm7', 1,
-    'queued', $now + 172800000, 3, 0, $now, $now, $now, $now
+    'queued', 'queued', $now + 172800000, 3, 0, $now, $now, $now, $now
 FROM c;
-INSERT INTO message_history (message_id, status, at) SELECT id, status, created_at FROM messages;
+-- Created queued (in the row); the delivered ones' change in their history.
+INSERT INTO message_history (message_id, status, at) SELECT id, status, created_at FROM messages
+WHERE status = 'delivered';
 -- Pigeon's own inserts keep these counts; rows put in by hand must add theirs.
 INSERT INTO message_counts (user_id, phone_id, direction, status, n)
 SELECT user_id, COALESCE(phone_id, 0), direction, status, COUNT(*) FROM messages WHERE true
