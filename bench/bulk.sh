@@ -16,19 +16,8 @@ build
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=(now later)
 
-# 1,000 distinct numbers per request: +3361NNNNKKK, NNNN the request counter.
-make_body() { # AT → file
-    local file="$BENCH_OUT/bulk-body-$1.txt"
-    {
-        printf 'text=%s' "$TEXT"
-        [ "$1" = later ] && printf '&at=2099-01-01%%2000%%3A00%%3A00'
-        for ((k = 0; k < 1000; k++)); do printf '&numbers%%5B%%5D=%%2B3361{n}%03d' "$k"; done
-    } >"$file"
-    echo "$file"
-}
-
 for variant in "${VARIANTS[@]}"; do
-    body=$(make_body "$variant")
+    body=$(bulk_body "$variant")
     for ((run = 1; run <= BENCH_RUNS; run++)); do
         dir="$BENCH_OUT/bulk-$variant-$run"
         pigeon_start "$dir"

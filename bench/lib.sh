@@ -217,6 +217,18 @@ PRAGMA wal_checkpoint(TRUNCATE);
 EOF
 }
 
+# bulk_body now|later → file: a RaspiSMS `POST /api/scheduled/` body with 1,000 distinct numbers
+# (+3361NNNNKKK, NNNN the request counter: `--pad 4`), `later` with `at` in 2099.
+bulk_body() {
+    local file="$BENCH_OUT/bulk-body-$1.txt"
+    {
+        printf 'text=%s' "$TEXT"
+        [ "$1" = later ] && printf '&at=2099-01-01%%2000%%3A00%%3A00'
+        for ((k = 0; k < 1000; k++)); do printf '&numbers%%5B%%5D=%%2B3361{n}%03d' "$k"; done
+    } >"$file"
+    echo "$file"
+}
+
 rss_kb() { ps -o rss= -p "$1" 2>/dev/null | tr -d ' ' || echo 0; }
 
 # ---------------------------------------------------------------- sink
