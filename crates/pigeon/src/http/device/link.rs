@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pigeon_channels::{Inbound, Report, SendError, Sent};
 use pigeon_core::time::Ts;
 use pigeon_store::devices::{self, Device};
-use pigeon_store::phones;
+use pigeon_store::phones::{self, Phone};
 use pigeon_store::queue::{self, Queued};
 use pigeon_store::reports::ReportTarget;
 
@@ -31,6 +31,10 @@ struct Pending {
 pub struct Link {
     pub device: Device,
     pending: HashMap<i64, Pending>,
+    /// The device's phone as `jobs` last read it (`None`: gone): acknowledgements are recorded
+    /// against it, rather than each reading it again (a busy device acknowledges every job two
+    /// or three times).
+    phone: Option<Phone>,
     capacity: usize,
     last_heard: Instant,
     /// When `last_seen_at` was last written.
@@ -49,6 +53,7 @@ impl Link {
         Ok(Link {
             device,
             pending: HashMap::new(),
+            phone: None,
             capacity: 1,
             last_heard: Instant::now(),
             last_recorded: Instant::now(),
@@ -77,8 +82,9 @@ impl Link {
             return Ok(Vec::new());
         }
         // The owner may have disabled the phone meanwhile; sends are checked against it now.
-        let phone = match phones::get_any(&app.store, self.device.phone_id).await? {
-            Some(phone) if phone.status == "available" => phone,
+        self.phone = phones::get_any(&app.store, self.device.phone_id).await?;
+        let phone = match &self.phone {
+            Some(phone) if phone.status == "available" => phone.clone(),
             _ => return Ok(Vec::new()),
         };
         let now = Ts::now();
@@ -147,17 +153,24 @@ impl Link {
         let Some(id) = parse_id(job) else {
             return Ok(());
         };
-        let Some(phone) = phones::get_any(&app.store, self.device.phone_id).await? else {
+        let Some(phone) = self.phone.clone() else {
             return Ok(());
         };
         match status {
-            202 | 302 if self.pending.contains_key(&id) => {
+            202 | 302 => {
+                let Some(pending) = self.pending.get(&id) else {
+                    return Ok(());
+                };
                 let stage = if status == 202 {
                     "device_received"
                 } else {
                     "sending"
                 };
-                let notice = notifications::prepare(app, self.device.user_id, id).await?;
+                let notice = if pending.message.notified {
+                    notifications::prepare(app, self.device.user_id, id).await?
+                } else {
+                    None
+                };
                 let deliveries = notice.map(|n| n.render(stage, false)).unwrap_or_default();
                 queue::note(&app.store, id, stage, &deliveries).await?;
             }
