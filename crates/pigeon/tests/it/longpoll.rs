@@ -155,6 +155,43 @@ async fn a_device_that_stops_polling_goes_offline_and_its_job_comes_back() {
     );
 }
 
+/// A report needs no claim on its link: a device whose link was closed (it stayed silent) and
+/// that comes back with events only still gets its delivery recorded.
+#[tokio::test]
+async fn a_delivery_reported_on_a_new_link_is_recorded() {
+    let t = spawn_with(|c| {
+        c.workers = true;
+        c.tick_ms = 50;
+        c.device_silence_secs = 1;
+    })
+    .await;
+    let (id, token) = paired(&t).await;
+    jobs(&t, &token, 0).await;
+    let message = api(
+        &t,
+        reqwest::Method::POST,
+        "/api/v1/message",
+        Some(json!({"device": id, "phone": "+5511999999999", "text": "late report"})),
+    )
+    .await;
+    let got = jobs(&t, &token, 5).await;
+    let job = got.body["jobs"][0]["job"].clone();
+    assert_eq!(job, message["_id"], "{}", got.text);
+    let sent = json!([{"type": "ack", "job": job, "status": 203}]);
+    assert_eq!(events(&t, &token, sent).await.status, 200);
+    // Silent past the limit: its link is closed and its phone unavailable.
+    let closed = poll(Duration::from_secs(10), || async {
+        (t.get("/api/list/phone/").await.ok()[0]["status"] == "unavailable").then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "the link was not closed");
+    let delivered = json!([{"type": "ack", "job": job, "status": 205}]);
+    assert_eq!(events(&t, &token, delivered).await.status, 200);
+    let path = format!("/api/v1/message/{}", message["_id"].as_str().expect("id"));
+    let shown = api(&t, reqwest::Method::GET, &path, None).await;
+    assert_eq!(shown["status"], 205, "{shown}");
+}
+
 #[tokio::test]
 async fn a_talking_device_is_recorded_as_seen_at_most_once_a_second() {
     let t = spawn_with(|c| c.workers = true).await;

@@ -153,9 +153,6 @@ impl Link {
         let Some(id) = parse_id(job) else {
             return Ok(());
         };
-        let Some(phone) = self.phone.clone() else {
-            return Ok(());
-        };
         match status {
             202 | 302 => {
                 let Some(pending) = self.pending.get(&id) else {
@@ -175,7 +172,7 @@ impl Link {
                 queue::note(&app.store, id, stage, &deliveries).await?;
             }
             203 => {
-                if let Some(done) = self.pending.remove(&id) {
+                if let (Some(done), Some(phone)) = (self.pending.remove(&id), self.phone.clone()) {
                     let sent = Sent {
                         provider_id: job.to_string(),
                     };
@@ -183,8 +180,11 @@ impl Link {
                         .await?;
                 }
             }
+            // Reports need only the phone's id: they may come on a link that has not claimed
+            // yet (a long-poll link opened by the events of a device that was away).
             205 => {
-                inbound::report(app, ReportTarget::Phone(phone.id), job, Report::Delivered).await?;
+                let phone = ReportTarget::Phone(self.device.phone_id);
+                inbound::report(app, phone, job, Report::Delivered).await?;
             }
             500..=511 => {
                 let raw = code.unwrap_or_default();
@@ -192,21 +192,24 @@ impl Link {
                     "{status}: {} (device code {raw})",
                     detail.unwrap_or_default()
                 );
-                if let Some(done) = self.pending.remove(&id) {
-                    // Kept before the failure is recorded, so its notification shows the code.
-                    queue::set_error_code(&app.store, id, &status.to_string()).await?;
-                    let error = if transient(status) {
-                        SendError::Transient(error)
-                    } else {
-                        SendError::Permanent(error)
-                    };
-                    sending::finish(app, agent(), &phone, &done.message, done.ready, Err(error))
-                        .await?;
-                } else {
+                let Some(done) = self.pending.remove(&id) else {
                     // An error after 203: the network did not deliver it.
-                    inbound::report(app, ReportTarget::Phone(phone.id), job, Report::Undelivered)
-                        .await?;
-                }
+                    let phone = ReportTarget::Phone(self.device.phone_id);
+                    inbound::report(app, phone, job, Report::Undelivered).await?;
+                    return Ok(());
+                };
+                let Some(phone) = self.phone.clone() else {
+                    return Ok(());
+                };
+                // Kept before the failure is recorded, so its notification shows the code.
+                queue::set_error_code(&app.store, id, &status.to_string()).await?;
+                let error = if transient(status) {
+                    SendError::Transient(error)
+                } else {
+                    SendError::Permanent(error)
+                };
+                sending::finish(app, agent(), &phone, &done.message, done.ready, Err(error))
+                    .await?;
             }
             _ => {}
         }
