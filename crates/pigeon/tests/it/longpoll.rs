@@ -60,6 +60,16 @@ async fn events(t: &TestApp, token: &str, frames: Value) -> Answer {
     .await
 }
 
+/// A paired device that has polled once (so it is online), and a message `body` sent through
+/// it: (the device's token, the message as created).
+async fn polling_with_message(t: &TestApp, mut body: Value) -> (String, Value) {
+    let (id, token) = paired(t).await;
+    jobs(t, &token, 0).await;
+    body["device"] = json!(id);
+    let message = api(t, reqwest::Method::POST, "/api/v1/message", Some(body)).await;
+    (token, message)
+}
+
 #[tokio::test]
 async fn a_polling_device_gets_jobs_and_acknowledges_them() {
     let t = spawn_with(|c| {
@@ -117,13 +127,9 @@ async fn a_device_that_stops_polling_goes_offline_and_its_job_comes_back() {
         c.retry_ms = vec![100];
     })
     .await;
-    let (id, token) = paired(&t).await;
-    jobs(&t, &token, 0).await;
-    let message = api(
+    let (token, message) = polling_with_message(
         &t,
-        reqwest::Method::POST,
-        "/api/v1/message",
-        Some(json!({"device": id, "phone": "+5511999999999", "text": "lost", "maxtries": 2})),
+        json!({"phone": "+5511999999999", "text": "lost", "maxtries": 2}),
     )
     .await;
     let got = jobs(&t, &token, 5).await;
@@ -165,13 +171,9 @@ async fn a_delivery_reported_on_a_new_link_is_recorded() {
         c.device_silence_secs = 1;
     })
     .await;
-    let (id, token) = paired(&t).await;
-    jobs(&t, &token, 0).await;
-    let message = api(
+    let (token, message) = polling_with_message(
         &t,
-        reqwest::Method::POST,
-        "/api/v1/message",
-        Some(json!({"device": id, "phone": "+5511999999999", "text": "late report"})),
+        json!({"phone": "+5511999999999", "text": "late report"}),
     )
     .await;
     let got = jobs(&t, &token, 5).await;
