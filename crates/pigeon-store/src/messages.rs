@@ -424,6 +424,8 @@ pub struct Detailed {
 pub struct HistoryEntry {
     pub message_id: i64,
     pub status: String,
+    /// Why, where the change had a reason (a retry's error, a report); none for the creation.
+    pub detail: Option<String>,
     pub at: i64,
 }
 
@@ -511,10 +513,10 @@ pub async fn histories(store: &Store, ids: &[i64]) -> Result<Vec<HistoryEntry>> 
     }
     let ids_in = placeholders(1, ids.len());
     let sql = format!(
-        "SELECT message_id, status, at FROM ( \
-         SELECT id AS message_id, initial_status AS status, created_at AS at, 0 AS seq FROM messages \
-         WHERE id IN ({ids_in}) AND initial_status IS NOT NULL \
-         UNION ALL SELECT message_id, status, at, id FROM message_history WHERE message_id IN ({ids_in})) \
+        "SELECT message_id, status, detail, at FROM ( \
+         SELECT id AS message_id, initial_status AS status, NULL AS detail, created_at AS at, 0 AS seq \
+         FROM messages WHERE id IN ({ids_in}) AND initial_status IS NOT NULL \
+         UNION ALL SELECT message_id, status, detail, at, id FROM message_history WHERE message_id IN ({ids_in})) \
          ORDER BY message_id, seq"
     );
     let mut q = sqlx::query_as(AssertSqlSafe(sql));

@@ -308,20 +308,12 @@ impl TestApp {
 
     /// Message `id`'s history: (status, detail) in order.
     pub async fn history(&self, id: i64) -> Vec<(String, Option<String>)> {
-        self.sql(&format!(
-            "SELECT initial_status AS status, NULL AS detail, 0 AS seq FROM messages \
-             WHERE id = {id} AND initial_status IS NOT NULL \
-             UNION ALL SELECT status, detail, id FROM message_history WHERE message_id = {id} ORDER BY seq"
-        ))
-        .await
-        .iter()
-        .map(|r| {
-            (
-                r["status"].as_str().unwrap_or_default().to_string(),
-                r["detail"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
+        pigeon_store::messages::histories(&self.app.store, &[id])
+            .await
+            .expect("history")
+            .into_iter()
+            .map(|h| (h.status, h.detail))
+            .collect()
     }
 }
 

@@ -172,11 +172,11 @@ impl Link {
                 queue::note(&app.store, id, stage, &deliveries).await?;
             }
             203 => {
-                if let (Some(done), Some(phone)) = (self.pending.remove(&id), self.phone.clone()) {
+                if let (Some(done), Some(phone)) = (self.pending.remove(&id), &self.phone) {
                     let sent = Sent {
                         provider_id: job.to_string(),
                     };
-                    sending::finish(app, agent(), &phone, &done.message, done.ready, Ok(sent))
+                    sending::finish(app, agent(), phone, &done.message, done.ready, Ok(sent))
                         .await?;
                 }
             }
@@ -198,7 +198,7 @@ impl Link {
                     inbound::report(app, phone, job, Report::Undelivered).await?;
                     return Ok(());
                 };
-                let Some(phone) = self.phone.clone() else {
+                let Some(phone) = &self.phone else {
                     return Ok(());
                 };
                 // Kept before the failure is recorded, so its notification shows the code.
@@ -208,8 +208,7 @@ impl Link {
                 } else {
                     SendError::Permanent(error)
                 };
-                sending::finish(app, agent(), &phone, &done.message, done.ready, Err(error))
-                    .await?;
+                sending::finish(app, agent(), phone, &done.message, done.ready, Err(error)).await?;
             }
             _ => {}
         }
